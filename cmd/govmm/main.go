@@ -1,0 +1,162 @@
+// Command govmm is a virtual machine monitor that drives /dev/kvm directly
+// and accepts qemu-system-x86_64's command line. main only turns argv into
+// a machine.Config (package cli), opens the host-side resources, and runs
+// the machine; everything else lives in the packages.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/govmm/govmm/cmd/govmm/cli"
+	"github.com/govmm/govmm/cmd/govmm/lifecycle"
+	"github.com/govmm/govmm/devices/chardev"
+	"github.com/govmm/govmm/machine"
+)
+
+func main() {
+	os.Exit(run(os.Args))
+}
+
+func run(args []string) int {
+	prog := filepath.Base(args[0])
+	r, err := cli.Parse(prog, args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	for _, w := range r.Warnings {
+		fmt.Fprintln(os.Stderr, w)
+	}
+	if r.Exit {
+		fmt.Print(r.Output)
+		return 0
+	}
+	if err := checkSupported(r); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", prog, err)
+		return 1
+	}
+
+	var daemon *lifecycle.Daemon
+	if r.Daemonize {
+		if daemon, err = lifecycle.Daemonize(os.Exit); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: -daemonize: %v\n", prog, err)
+			return 1
+		}
+	}
+	if r.PIDFile != "" {
+		pf, err := lifecycle.CreatePIDFile(r.PIDFile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", prog, err)
+			return 1
+		}
+		defer pf.Remove()
+	}
+	sigs, err := lifecycle.NotifyTermination()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", prog, err)
+		return 1
+	}
+
+	backends, err := r.OpenChardevs(chardev.Env{Info: cli.InfoToStderr})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() {
+		for _, b := range backends {
+			b.Close()
+		}
+	}()
+
+	var m *machine.Machine
+	quit := func() {
+		if m != nil {
+			m.Quit("host-ui")
+		}
+	}
+	fronts := attachFrontEnds(r, backends, quit)
+	m, err = machine.New(*r.Config, machine.Options{Serial: fronts.serial})
+	if err != nil {
+		var be *machine.BootError
+		if errors.As(err, &be) {
+			fmt.Fprintf(os.Stderr, "qemu: %v\n", err) // QEMU's loader says "qemu:" whatever its name
+		} else {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", prog, err)
+		}
+		return 1
+	}
+	defer m.Close()
+	fronts.start()
+
+	if daemon != nil {
+		if err := daemon.Ready(); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: -daemonize: %v\n", prog, err)
+			return 1
+		}
+	}
+
+	done := make(chan machine.Result, 1)
+	go func() { done <- m.Run() }()
+	for {
+		select {
+		case si := <-sigs:
+			fmt.Fprintln(os.Stderr, lifecycle.TerminationMessage(prog, si))
+			m.Quit("host-signal")
+		case res := <-done:
+			if res.Err != nil {
+				fmt.Fprintf(os.Stderr, "%v\n", res.Err)
+			}
+			return res.ExitCode
+		}
+	}
+}
+
+// frontEnds are the guest-facing ends of the opened backends.
+type frontEnds struct {
+	serial []machine.SerialIO
+	muxes  []*chardev.Mux
+}
+
+func (f *frontEnds) start() {
+	for _, mx := range f.muxes {
+		mx.Start()
+	}
+}
+
+// attachFrontEnds connects serial ports (and, on a mux, the monitor) to
+// their backends. A muxed backend gets the monitor first and the serial port
+// last, so the serial port has the focus at start, as in QEMU.
+func attachFrontEnds(r *cli.Result, backends map[*chardev.Spec]chardev.Backend, quit func()) *frontEnds {
+	f := &frontEnds{}
+	muxes := map[*chardev.Spec]*chardev.Mux{}
+	muxFor := func(s *chardev.Spec) *chardev.Mux {
+		if mx, ok := muxes[s]; ok {
+			return mx
+		}
+		mx := chardev.NewMux(backends[s], quit)
+		muxes[s] = mx
+		f.muxes = append(f.muxes, mx)
+		return mx
+	}
+	for _, mon := range r.Monitors {
+		if mon.Chardev.Mux {
+			monitorFrontEnd(muxFor(mon.Chardev).Add())
+		}
+	}
+	for _, s := range r.Config.Serial {
+		if s == nil {
+			f.serial = append(f.serial, machine.SerialIO{})
+			continue
+		}
+		var rw io.ReadWriter = backends[s]
+		if s.Mux {
+			rw = muxFor(s).Add()
+		}
+		f.serial = append(f.serial, machine.SerialIO{In: rw, Out: rw})
+	}
+	return f
+}
