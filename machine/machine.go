@@ -15,10 +15,12 @@ import (
 
 	"github.com/govmm/govmm/devices"
 	"github.com/govmm/govmm/devices/acpi"
+	"github.com/govmm/govmm/devices/chardev"
 	"github.com/govmm/govmm/devices/cmos"
 	"github.com/govmm/govmm/devices/debugexit"
 	"github.com/govmm/govmm/devices/i8042"
 	"github.com/govmm/govmm/devices/mptable"
+	"github.com/govmm/govmm/devices/pci"
 	"github.com/govmm/govmm/devices/uart16550"
 	"github.com/govmm/govmm/kvm"
 	"github.com/govmm/govmm/machine/boot"
@@ -44,6 +46,9 @@ type Options struct {
 	// the port exists with nothing attached. Data the guest transmits is
 	// written to Out; bytes read from In are fed to the guest.
 	Serial []SerialIO
+	// Chardev returns the opened backend for a chardev spec (virtio-serial
+	// ports name theirs by spec); nil when there is none.
+	Chardev func(*chardev.Spec) io.ReadWriter
 	// Log receives diagnostics (internal errors, register dumps).
 	// Default os.Stderr.
 	Log io.Writer
@@ -70,6 +75,13 @@ type Machine struct {
 	cpus []*vcpu
 
 	kernel, initrd []byte
+
+	pciRoot *pci.Root
+	pciDevs []*pciDevice
+	mem32   *pci.Allocator
+	pciIO   *pci.Allocator
+	slots   *pci.SlotAllocator
+	closers []io.Closer
 
 	uarts []*uart16550.UART
 	rtc   *cmos.CMOS
@@ -165,6 +177,9 @@ func New(cfg Config, opts Options) (_ *Machine, err error) {
 	m.pio = NewBus("pio", 0xff)
 	m.mmio = NewBus("mmio", 0)
 	if err = m.setupDevices(); err != nil {
+		return nil, err
+	}
+	if err = m.setupPCI(); err != nil {
 		return nil, err
 	}
 	if err = m.createVCPUs(); err != nil {
@@ -388,7 +403,7 @@ func (m *Machine) firmwareTables() (rsdp uint64, err error) {
 	for i := range m.uarts {
 		serial = append(serial, acpi.Serial{IOBase: comPorts[i].base, IRQ: uint8(comPorts[i].irq)})
 	}
-	cfg := acpi.Config{CPUs: m.cfg.CPUs, Serial: serial, I8042: true, RTC: true}
+	cfg := acpi.Config{CPUs: m.cfg.CPUs, Serial: serial, I8042: true, RTC: true, PCI: m.acpiPCI()}
 	if m.ged != nil {
 		cfg.Mode, cfg.GEDBase = acpi.HardwareReduced, gedBase
 	} else {
@@ -404,7 +419,15 @@ func (m *Machine) firmwareTables() (rsdp uint64, err error) {
 	if err := m.mem.WriteAt(t.Data, acpiBase); err != nil {
 		return 0, err
 	}
-	mp, err := mptable.Build(m.cfg.CPUs, mptableBase)
+	mpc := mptable.Config{CPUs: m.cfg.CPUs, PCI: m.pciRoot != nil}
+	if mpc.PCI {
+		for slot := 0; slot < 32; slot++ {
+			for pin := 0; pin < 4; pin++ {
+				mpc.PCIRoutes = append(mpc.PCIRoutes, mptable.PCIRoute{Device: uint8(slot), Pin: uint8(pin), IOAPICPin: uint8(pciGSI(slot, pin))})
+			}
+		}
+	}
+	mp, err := mptable.BuildConfig(mpc, mptableBase)
 	if err != nil {
 		return 0, err
 	}
@@ -459,6 +482,7 @@ func (m *Machine) Close() error {
 		return nil
 	}
 	m.closed = true
+	m.closePCI()
 	for _, c := range m.cpus {
 		c.cpu.Close()
 	}

@@ -81,6 +81,9 @@ func (m *Machine) reset() error {
 	}
 	m.rtc.Reset()
 	m.kbd.Reset()
+	if err := m.resetPCI(); err != nil {
+		return err
+	}
 	if m.pm != nil {
 		m.pm.Reset()
 	}

@@ -79,7 +79,10 @@ func run(args []string) int {
 		}
 	}
 	fronts := attachFrontEnds(r, backends, quit)
-	m, err = machine.New(*r.Config, machine.Options{Serial: fronts.serial})
+	m, err = machine.New(*r.Config, machine.Options{
+		Serial:  fronts.serial,
+		Chardev: func(s *chardev.Spec) io.ReadWriter { return fronts.chardev(s) },
+	})
 	if err != nil {
 		var be *machine.BootError
 		if errors.As(err, &be) {
@@ -117,8 +120,21 @@ func run(args []string) int {
 
 // frontEnds are the guest-facing ends of the opened backends.
 type frontEnds struct {
-	serial []machine.SerialIO
-	muxes  []*chardev.Mux
+	serial   []machine.SerialIO
+	muxes    []*chardev.Mux
+	backends map[*chardev.Spec]chardev.Backend
+	muxFor   func(*chardev.Spec) *chardev.Mux
+}
+
+// chardev returns the front end for a device's backend (virtio-serial ports).
+func (f *frontEnds) chardev(s *chardev.Spec) io.ReadWriter {
+	if s.Mux {
+		return f.muxFor(s).Add()
+	}
+	if b, ok := f.backends[s]; ok {
+		return b
+	}
+	return nil
 }
 
 func (f *frontEnds) start() {
@@ -131,9 +147,9 @@ func (f *frontEnds) start() {
 // their backends. A muxed backend gets the monitor first and the serial port
 // last, so the serial port has the focus at start, as in QEMU.
 func attachFrontEnds(r *cli.Result, backends map[*chardev.Spec]chardev.Backend, quit func()) *frontEnds {
-	f := &frontEnds{}
+	f := &frontEnds{backends: backends}
 	muxes := map[*chardev.Spec]*chardev.Mux{}
-	muxFor := func(s *chardev.Spec) *chardev.Mux {
+	f.muxFor = func(s *chardev.Spec) *chardev.Mux {
 		if mx, ok := muxes[s]; ok {
 			return mx
 		}
@@ -144,7 +160,7 @@ func attachFrontEnds(r *cli.Result, backends map[*chardev.Spec]chardev.Backend, 
 	}
 	for _, mon := range r.Monitors {
 		if mon.Chardev.Mux {
-			monitorFrontEnd(muxFor(mon.Chardev).Add())
+			monitorFrontEnd(f.muxFor(mon.Chardev).Add())
 		}
 	}
 	for _, s := range r.Config.Serial {
@@ -154,7 +170,7 @@ func attachFrontEnds(r *cli.Result, backends map[*chardev.Spec]chardev.Backend, 
 		}
 		var rw io.ReadWriter = backends[s]
 		if s.Mux {
-			rw = muxFor(s).Add()
+			rw = f.muxFor(s).Add()
 		}
 		f.serial = append(f.serial, machine.SerialIO{In: rw, Out: rw})
 	}

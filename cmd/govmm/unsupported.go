@@ -13,12 +13,6 @@ import (
 func checkSupported(r *cli.Result) error {
 	c := r.Config
 	switch {
-	case len(c.Drives) > 0 || len(c.VirtioBlk) > 0:
-		return errors.New("-drive: disk devices are not wired to the machine yet")
-	case len(c.VirtioRNG) > 0:
-		return errors.New("-device virtio-rng-pci: virtio devices are not wired to the machine yet")
-	case len(c.VirtioSerial) > 0:
-		return errors.New("-device virtio-serial-pci: virtio devices are not wired to the machine yet")
 	case len(r.Netdevs) > 0:
 		return errors.New("-netdev: networking is not supported")
 	case c.StartPaused:
