@@ -24,7 +24,9 @@ import (
 	"github.com/govmm/govmm/devices/uart16550"
 	"github.com/govmm/govmm/kvm"
 	"github.com/govmm/govmm/machine/boot"
+	"github.com/govmm/govmm/machine/emulate"
 	"github.com/govmm/govmm/machine/guestmem"
+	"github.com/govmm/govmm/machine/runstate"
 	"golang.org/x/sys/unix"
 )
 
@@ -49,6 +51,10 @@ type Options struct {
 	// Chardev returns the opened backend for a chardev spec (virtio-serial
 	// ports name theirs by spec); nil when there is none.
 	Chardev func(*chardev.Spec) io.ReadWriter
+	// KeepAliveOnError keeps the process in the internal-error state after
+	// a vCPU failure, as QEMU does, instead of exiting: set it when a
+	// monitor can see and act on that state.
+	KeepAliveOnError bool
 	// Log receives diagnostics (internal errors, register dumps).
 	// Default os.Stderr.
 	Log io.Writer
@@ -91,11 +97,14 @@ type Machine struct {
 
 	// Run control. stop asks every vCPU thread to leave KVM_RUN and return;
 	// events carries what ended a run to the control loop in Run.
-	stop    atomic.Bool
-	events  chan event
-	wg      sync.WaitGroup
-	closeMu sync.Mutex
-	closed  bool
+	stop         atomic.Bool
+	events       chan event
+	wg           sync.WaitGroup
+	vcpusRunning bool // owned by Run's goroutine
+	rs           *runstate.Controller
+	emu          emulate.Emulator // finishes instructions KVM cannot emulate
+	closeMu      sync.Mutex
+	closed       bool
 }
 
 type eventKind int
@@ -105,15 +114,17 @@ const (
 	evShutdown                   // the guest or host asked for power off
 	evReset                      // the guest or host asked for a reset
 	evError                      // a vCPU cannot go on
-	evPause                      // stop vCPUs, wait for resume
-	evResume
+	evPause                      // QMP stop
+	evResume                     // QMP cont
+	evPowerdown                  // QMP system_powerdown
 )
 
 type event struct {
 	kind  eventKind
 	code  int
-	cause string // QEMU's ShutdownCause name
+	cause runstate.ShutdownCause
 	err   error
+	done  chan error // host requests: the control loop answers here
 }
 
 // Result is how a run ended.
@@ -145,7 +156,7 @@ func New(cfg Config, opts Options) (_ *Machine, err error) {
 	if cfg.Kernel == "" {
 		return nil, errors.New("no kernel given (-kernel): govmm has no firmware to boot from disk")
 	}
-	m := &Machine{cfg: cfg, opts: opts, log: opts.Log, events: make(chan event, 16)}
+	m := &Machine{cfg: cfg, opts: opts, log: opts.Log, events: make(chan event, 16), rs: runstate.New()}
 	if m.log == nil {
 		m.log = os.Stderr
 	}
@@ -305,7 +316,7 @@ func (m *Machine) setupDevices() error {
 		}
 	}
 	if d := m.cfg.DebugExit; d != nil {
-		dev := debugexit.New(func(code int) { m.post(event{kind: evDebugExit, code: code, cause: "debug-exit"}) })
+		dev := debugexit.New(func(code int) { m.post(event{kind: evDebugExit, code: code}) })
 		if err := m.pio.Register(uint64(d.IOBase), uint64(d.IOSize), dev, "isa-debug-exit"); err != nil {
 			return fmt.Errorf("isa-debug-exit: %w", err)
 		}
@@ -315,7 +326,7 @@ func (m *Machine) setupDevices() error {
 	if err := m.pio.Register(0x70, cmos.Size, m.rtc, "rtc"); err != nil {
 		return err
 	}
-	resetReq := func() { m.post(event{kind: evReset, cause: "guest-reset"}) }
+	resetReq := func() { m.post(event{kind: evReset, cause: runstate.CauseGuestReset}) }
 	m.kbd = i8042.New(m.IRQ(1), m.IRQ(12), resetReq)
 	if err := m.pio.Register(0x60, 1, m.kbd.DataPort(), "i8042-data"); err != nil {
 		return err
@@ -329,7 +340,7 @@ func (m *Machine) setupDevices() error {
 	if err := m.pio.Register(0x92, 1, &port92{reset: resetReq}, "port92"); err != nil {
 		return err
 	}
-	shutdownReq := func() { m.post(event{kind: evShutdown, cause: "guest-shutdown"}) }
+	shutdownReq := func() { m.post(event{kind: evShutdown, cause: runstate.CauseGuestShutdown}) }
 	if m.cfg.MachineType == "microvm" {
 		m.ged = acpi.NewGED(m.IRQ(acpi.SCIIRQ), shutdownReq, resetReq)
 		return m.mmio.Register(gedBase, acpi.GEDSize, m.ged, "acpi-ged")

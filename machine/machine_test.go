@@ -11,6 +11,7 @@ import (
 
 	"github.com/govmm/govmm/guest/payload"
 	"github.com/govmm/govmm/kvm"
+	"github.com/govmm/govmm/machine/runstate"
 )
 
 func needKVM(t *testing.T) {
@@ -61,7 +62,7 @@ func runPayload(t *testing.T, cfg Config, in io.Reader) (Result, string) {
 	case r := <-done:
 		return r, out.String()
 	case <-time.After(60 * time.Second):
-		m.Quit("host-signal")
+		m.Quit(runstate.CauseHostSignal)
 		<-done
 		t.Fatalf("guest did not finish in 60 s; serial output so far:\n%s", out.String())
 	}
@@ -119,7 +120,7 @@ func TestUARTInterruptPayload(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(out.String(), "transmit by THRE interrupts ok\n") {
 		if time.Now().After(deadline) {
-			m.Quit("host-signal")
+			m.Quit(runstate.CauseHostSignal)
 			t.Fatalf("no THRE-driven line after 30 s; output %q", out.String())
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -129,7 +130,7 @@ func TestUARTInterruptPayload(t *testing.T) {
 	select {
 	case r = <-done:
 	case <-time.After(30 * time.Second):
-		m.Quit("host-signal")
+		m.Quit(runstate.CauseHostSignal)
 		t.Fatalf("guest did not finish; output %q", out.String())
 	}
 	want := "uart irq: transmit by THRE interrupts ok\nuart irq: received HELLO THERE\n"
@@ -150,7 +151,7 @@ func TestQuitStopsRunningGuest(t *testing.T) {
 	done := make(chan Result, 1)
 	go func() { done <- m.Run() }()
 	time.Sleep(20 * time.Millisecond)
-	m.Quit("host-signal")
+	m.Quit(runstate.CauseHostSignal)
 	select {
 	case r := <-done:
 		if r.Cause != "host-signal" && r.Cause != "debug-exit" {

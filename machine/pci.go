@@ -10,6 +10,7 @@ import (
 	"github.com/govmm/govmm/devices/disk"
 	"github.com/govmm/govmm/devices/pci"
 	"github.com/govmm/govmm/kvm"
+	"github.com/govmm/govmm/machine/runstate"
 	"github.com/govmm/govmm/virtio"
 	"github.com/govmm/govmm/virtio/blk"
 	"github.com/govmm/govmm/virtio/console"
@@ -78,7 +79,7 @@ func (m *Machine) setupPCI() error {
 	root.Bus0.Add(0, 0, pci.NewHostBridge(bridgeID))
 	root.OnResetControl = func(v byte) {
 		if v&4 != 0 { // RST_CPU
-			m.post(event{kind: evReset, cause: "guest-reset"})
+			m.post(event{kind: evReset, cause: runstate.CauseGuestReset})
 		}
 	}
 	if err := m.pio.Register(0xcf8, 4, root.AddressPort(), "pci-conf-addr"); err != nil {

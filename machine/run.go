@@ -2,49 +2,93 @@ package machine
 
 import (
 	"fmt"
-	"strings"
+
+	"github.com/govmm/govmm/machine/runstate"
 )
 
-// Run starts the vCPUs and blocks until the machine ends: the guest powers
-// off, resets under -no-reboot, exits through isa-debug-exit, hits an error,
-// or Quit is called. Resets without -no-reboot reload the kernel and go on.
+// Run starts the vCPUs (unless -S) and blocks until the machine ends: the
+// guest powers off, resets under -no-reboot, exits through isa-debug-exit,
+// hits an error (unless a monitor keeps the process alive), or the host
+// quits it. Everything that changes the run state happens on this
+// goroutine: vCPU threads, devices and API callers only post events.
 func (m *Machine) Run() Result {
-	paused := m.cfg.StartPaused
+	if !m.cfg.StartPaused {
+		m.rs.Start()
+		m.startVCPUs()
+	}
 	for {
-		if !paused {
-			m.startVCPUs()
-		}
 		ev := <-m.events
-		m.stopVCPUs()
-		switch ev.kind {
-		case evDebugExit:
-			return Result{ExitCode: ev.code, Cause: ev.cause}
-		case evShutdown:
-			if m.cfg.NoShutdown && ev.cause != "host-qmp-quit" && ev.cause != "host-signal" {
-				paused = true
-				continue
-			}
-			return Result{ExitCode: 0, Cause: ev.cause}
-		case evReset:
-			if m.cfg.NoReboot && ev.cause == "guest-reset" {
-				return Result{ExitCode: 0, Cause: ev.cause}
-			}
-			if err := m.reset(); err != nil {
-				return Result{ExitCode: 1, Cause: "host-error", Err: fmt.Errorf("reset failed: %w", err)}
-			}
-			paused = false
-		case evError:
-			return Result{ExitCode: 1, Cause: "internal-error", Err: ev.err}
-		case evPause:
-			paused = true
-		case evResume:
-			paused = false
+		if m.vcpusRunning {
+			m.stopVCPUs()
+		}
+		res, exit := m.handle(ev)
+		if ev.done != nil {
+			ev.done <- res.Err
+		}
+		if exit {
+			return res
+		}
+		if m.rs.State() == runstate.Running {
+			m.startVCPUs()
 		}
 	}
 }
 
+// handle acts on one event with the vCPUs stopped. It reports whether the
+// run is over; for host requests, res.Err is the request's answer.
+func (m *Machine) handle(ev event) (res Result, exit bool) {
+	switch ev.kind {
+	case evDebugExit:
+		// QEMU exits at once, with no SHUTDOWN event.
+		return Result{ExitCode: ev.code, Cause: "debug-exit"}, true
+	case evShutdown:
+		pause := m.cfg.NoShutdown && ev.cause.ByGuest()
+		m.rs.Shutdown(ev.cause, pause)
+		if pause {
+			return Result{}, false
+		}
+		return Result{ExitCode: 0, Cause: ev.cause.String()}, true
+	case evReset:
+		if m.cfg.NoReboot && ev.cause != runstate.CauseSubsystemReset {
+			// -no-reboot turns every reset request into a shutdown.
+			m.rs.Shutdown(ev.cause, false)
+			return Result{ExitCode: 0, Cause: ev.cause.String()}, true
+		}
+		m.rs.Reset(ev.cause)
+		if err := m.reset(); err != nil {
+			return Result{ExitCode: 1, Cause: "host-error", Err: fmt.Errorf("reset failed: %w", err)}, true
+		}
+		return Result{}, false
+	case evError:
+		m.rs.Fail()
+		res := Result{ExitCode: 1, Cause: "internal-error", Err: ev.err}
+		if m.opts.KeepAliveOnError {
+			// As QEMU: the VM stays in internal-error for the monitor.
+			fmt.Fprintln(m.log, ev.err)
+			return Result{}, false
+		}
+		return res, true
+	case evPause:
+		m.rs.Stop(runstate.Paused)
+	case evResume:
+		if err := m.rs.Cont(); err != nil {
+			return Result{Err: err}, false
+		}
+	case evPowerdown:
+		m.rs.Powerdown()
+		if m.pm != nil {
+			m.pm.PressPowerButton()
+		}
+		if m.ged != nil {
+			m.ged.PressPowerButton()
+		}
+	}
+	return Result{}, false
+}
+
 func (m *Machine) startVCPUs() {
 	m.stop.Store(false)
+	m.vcpusRunning = true
 	for _, c := range m.cpus {
 		m.wg.Add(1)
 		go c.run()
@@ -61,10 +105,26 @@ func (m *Machine) stopVCPUs() {
 		}
 		select {
 		case <-done:
+			m.vcpusRunning = false
 			m.dropGuestEvents()
 			return
 		case <-afterKickInterval():
 		}
+	}
+}
+
+// dropGuestEvents discards events that vCPUs of the run just stopped posted
+// after the one that stopped it (a second vCPU's triple fault, say): they
+// belong to that run. Host requests are kept for the next turn.
+func (m *Machine) dropGuestEvents() {
+	var keep []event
+	for len(m.events) > 0 {
+		if ev := <-m.events; ev.done != nil || !ev.cause.ByGuest() && ev.kind != evDebugExit && ev.kind != evError {
+			keep = append(keep, ev)
+		}
+	}
+	for _, ev := range keep {
+		m.events <- ev
 	}
 }
 
@@ -93,38 +153,36 @@ func (m *Machine) reset() error {
 	return m.loadBoot()
 }
 
-// Quit ends the run as a host request (QMP quit, a signal): Run returns
-// with exit code 0 and this cause.
-func (m *Machine) Quit(cause string) {
-	m.post(event{kind: evShutdown, cause: cause})
+// request posts a host request and waits for the control loop's answer.
+func (m *Machine) request(ev event) error {
+	ev.done = make(chan error, 1)
+	m.events <- ev
+	return <-ev.done
 }
 
-// SystemReset resets the machine as a host request.
-func (m *Machine) SystemReset() {
-	m.post(event{kind: evReset, cause: "host-qmp-system-reset"})
+// Quit ends the run as a host request: SHUTDOWN with the cause (host-qmp-quit,
+// host-signal, host-ui), then Run returns with exit code 0. It does not wait.
+func (m *Machine) Quit(cause runstate.ShutdownCause) {
+	m.events <- event{kind: evShutdown, cause: cause}
 }
 
-// PowerButton presses the ACPI power button.
-func (m *Machine) PowerButton() {
-	if m.pm != nil {
-		m.pm.PressPowerButton()
-	}
-	if m.ged != nil {
-		m.ged.PressPowerButton()
-	}
+// Pause stops the vCPUs (QMP "stop"); nothing happens unless running.
+func (m *Machine) Pause() error { return m.request(event{kind: evPause}) }
+
+// Resume starts the vCPUs (QMP "cont"); after a shutdown or an internal
+// error it fails with runstate.ErrResetRequired, as QEMU's does.
+func (m *Machine) Resume() error { return m.request(event{kind: evResume}) }
+
+// Reset resets the machine as a host request (QMP "system_reset").
+func (m *Machine) Reset() error {
+	return m.request(event{kind: evReset, cause: runstate.CauseHostQMPSystemReset})
 }
 
-// dropGuestEvents discards events that vCPUs of the run just stopped posted
-// after the one that stopped it (a second vCPU's triple fault, say): they
-// belong to that run. Host requests are kept for the next turn.
-func (m *Machine) dropGuestEvents() {
-	var keep []event
-	for len(m.events) > 0 {
-		if ev := <-m.events; strings.HasPrefix(ev.cause, "host-") {
-			keep = append(keep, ev)
-		}
-	}
-	for _, ev := range keep {
-		m.events <- ev
-	}
-}
+// PowerButton presses the ACPI power button (QMP "system_powerdown").
+func (m *Machine) PowerButton() error { return m.request(event{kind: evPowerdown}) }
+
+// State is the run state (QMP "query-status").
+func (m *Machine) State() runstate.State { return m.rs.State() }
+
+// Subscribe registers fn for run-state events (STOP, RESUME, SHUTDOWN, ...).
+func (m *Machine) Subscribe(fn func(runstate.Event)) (cancel func()) { return m.rs.Subscribe(fn) }

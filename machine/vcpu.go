@@ -9,6 +9,7 @@ import (
 
 	"github.com/govmm/govmm/kvm"
 	"github.com/govmm/govmm/machine/boot"
+	"github.com/govmm/govmm/machine/runstate"
 	"golang.org/x/sys/unix"
 )
 
@@ -173,19 +174,27 @@ func (v *vcpu) run() {
 			// Only without an in-kernel LAPIC; govmm always has one.
 		case kvm.ExitShutdown:
 			// A triple fault. QEMU treats it as a guest reset.
-			m.post(event{kind: evReset, cause: "guest-reset"})
+			m.post(event{kind: evReset, cause: runstate.CauseGuestReset})
 			return
 		case kvm.ExitSystemEvent:
 			se := v.cpu.Exit().(kvm.SystemEventExit)
 			switch se.Type {
 			case kvm.SystemEventShutdown:
-				m.post(event{kind: evShutdown, cause: "guest-shutdown"})
+				m.post(event{kind: evShutdown, cause: runstate.CauseGuestShutdown})
 			case kvm.SystemEventReset:
-				m.post(event{kind: evReset, cause: "guest-reset"})
+				m.post(event{kind: evReset, cause: runstate.CauseGuestReset})
 			default:
-				m.post(event{kind: evError, cause: "guest-panic", err: fmt.Errorf("vCPU %d: %v", v.id, se)})
+				m.post(event{kind: evError, err: fmt.Errorf("vCPU %d: %v", v.id, se)})
 			}
 			return
+		case kvm.ExitInternalError:
+			// On PVM hosts KVM's emulator runs guest ring-0 code and cannot
+			// execute some instructions; finish them here and go on.
+			ie := v.cpu.Exit().(kvm.InternalErrorExit)
+			if err := m.emu.Handle(v.cpu, m.mem, ie); err != nil {
+				m.post(event{kind: evError, err: v.emulationFailure(ie, err)})
+				return
+			}
 		default:
 			m.post(event{kind: evError, err: v.describeFailure()})
 			return
@@ -209,6 +218,13 @@ func (v *vcpu) describeFailure() error {
 	sb.WriteString("\n")
 	sb.WriteString(v.dumpRegs())
 	return &VCPUError{CPU: v.id, Exit: ex, Text: strings.TrimRight(sb.String(), "\n")}
+}
+
+// emulationFailure reports an instruction neither KVM nor govmm could
+// emulate: QEMU's header line, then the decoded instruction and registers.
+func (v *vcpu) emulationFailure(ie kvm.InternalErrorExit, err error) error {
+	text := fmt.Sprintf("KVM internal error. Suberror: %d\n%s\n%v", ie.Suberror, ie.SuberrorName(), err)
+	return &VCPUError{CPU: v.id, Exit: ie, Text: strings.TrimRight(text, "\n")}
 }
 
 // VCPUError is a vCPU exit the machine could not handle.

@@ -37,6 +37,18 @@ func openSocket(s *Spec, env Env) (Backend, error) {
 		setNodelay(c, s.Nodelay)
 		return &clientBackend{conn: c}, nil
 	}
+	ln, err := Listen(s)
+	if err != nil {
+		return nil, err
+	}
+	return serve(s, ln, env)
+}
+
+// Listen binds a socket server spec (unix or tcp) and returns the listener,
+// for servers that take several clients themselves (QMP). Errors read as
+// QEMU's.
+func Listen(s *Spec) (net.Listener, error) {
+	network, addr := socketTarget(s)
 	if network == "unix" {
 		// QEMU unlinks a stale socket file before binding.
 		os.Remove(s.Path)
@@ -45,7 +57,10 @@ func openSocket(s *Spec, env Env) (Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("Failed to bind socket to %s: %s", display(s), Strerror(err))
 	}
-	return serve(s, ln, env)
+	if ul, ok := ln.(*net.UnixListener); ok {
+		ul.SetUnlinkOnClose(false)
+	}
+	return ln, nil
 }
 
 // openSocketFD adopts an inherited socket: a listening one for a server (as
