@@ -15,6 +15,7 @@ import (
 	"github.com/govmm/govmm/cmd/govmm/lifecycle"
 	"github.com/govmm/govmm/devices/chardev"
 	"github.com/govmm/govmm/machine"
+	"github.com/govmm/govmm/machine/runstate"
 )
 
 func main() {
@@ -75,7 +76,7 @@ func run(args []string) int {
 	var m *machine.Machine
 	quit := func() {
 		if m != nil {
-			m.Quit("host-ui")
+			m.Quit(runstate.CauseHostUI)
 		}
 	}
 	fronts := attachFrontEnds(r, backends, quit)
@@ -108,7 +109,7 @@ func run(args []string) int {
 		select {
 		case si := <-sigs:
 			fmt.Fprintln(os.Stderr, lifecycle.TerminationMessage(prog, si))
-			m.Quit("host-signal")
+			m.Quit(runstate.CauseHostSignal)
 		case res := <-done:
 			if res.Err != nil {
 				fmt.Fprintf(os.Stderr, "%v\n", res.Err)
