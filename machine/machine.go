@@ -102,6 +102,7 @@ type Machine struct {
 	wg           sync.WaitGroup
 	vcpusRunning bool // owned by Run's goroutine
 	rs           *runstate.Controller
+	pid          int
 	emu          emulate.Emulator // finishes instructions KVM cannot emulate
 	closeMu      sync.Mutex
 	closed       bool
@@ -156,7 +157,7 @@ func New(cfg Config, opts Options) (_ *Machine, err error) {
 	if cfg.Kernel == "" {
 		return nil, errors.New("no kernel given (-kernel): govmm has no firmware to boot from disk")
 	}
-	m := &Machine{cfg: cfg, opts: opts, log: opts.Log, events: make(chan event, 16), rs: runstate.New()}
+	m := &Machine{cfg: cfg, opts: opts, log: opts.Log, events: make(chan event, 16), rs: runstate.New(), pid: os.Getpid()}
 	if m.log == nil {
 		m.log = os.Stderr
 	}

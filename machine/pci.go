@@ -167,12 +167,13 @@ func (m *Machine) addVirtioBlk(b *VirtioBlkConfig) error {
 	if serial == "" {
 		serial = d.Serial
 	}
-	dev, err := blk.New(img, blk.Options{Serial: serial, NumQueues: b.NumQueues, ReadOnly: d.ReadOnly})
+	counted := &countingDisk{Disk: img}
+	dev, err := blk.New(counted, blk.Options{Serial: serial, NumQueues: b.NumQueues, ReadOnly: d.ReadOnly})
 	if err != nil {
 		img.Close()
 		return fmt.Errorf("virtio-blk-pci: %w", err)
 	}
-	return m.addVirtio("virtio-blk-pci", b.Addr, dev, func(p *pciDevice) { p.disk, p.drive = img, d })
+	return m.addVirtio("virtio-blk-pci", b.Addr, dev, func(p *pciDevice) { p.disk, p.drive = counted, d })
 }
 
 // openDrive opens a -drive image with QEMU's locking; -snapshot (or

@@ -166,6 +166,15 @@ func (m *Machine) Quit(cause runstate.ShutdownCause) {
 	m.events <- event{kind: evShutdown, cause: cause}
 }
 
+// Shutdown is Quit that waits until the control loop has acted (the
+// SHUTDOWN event sent): QMP's quit answers after its event.
+func (m *Machine) Shutdown(cause runstate.ShutdownCause) error {
+	return m.request(event{kind: evShutdown, cause: cause})
+}
+
+// Config is the configuration the machine was built with.
+func (m *Machine) Config() Config { return m.cfg }
+
 // Pause stops the vCPUs (QMP "stop"); nothing happens unless running.
 func (m *Machine) Pause() error { return m.request(event{kind: evPause}) }
 

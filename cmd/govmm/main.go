@@ -15,6 +15,7 @@ import (
 	"github.com/govmm/govmm/cmd/govmm/lifecycle"
 	"github.com/govmm/govmm/devices/chardev"
 	"github.com/govmm/govmm/machine"
+	"github.com/govmm/govmm/machine/qmp"
 	"github.com/govmm/govmm/machine/runstate"
 )
 
@@ -62,6 +63,13 @@ func run(args []string) int {
 		return 1
 	}
 
+	chardevInfo := describeChardevs(r)
+	mons, err := prepareMonitors(r)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer mons.close()
 	backends, err := r.OpenChardevs(chardev.Env{Info: cli.InfoToStderr})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -83,6 +91,9 @@ func run(args []string) int {
 	m, err = machine.New(*r.Config, machine.Options{
 		Serial:  fronts.serial,
 		Chardev: func(s *chardev.Spec) io.ReadWriter { return fronts.chardev(s) },
+		// With QMP a management program sees an internal error and decides;
+		// without, the process ends instead of hanging.
+		KeepAliveOnError: mons.hasQMP,
 	})
 	if err != nil {
 		var be *machine.BootError
@@ -94,6 +105,7 @@ func run(args []string) int {
 		return 1
 	}
 	defer m.Close()
+	mons.start(&vm{m: m, chardevs: chardevInfo(backends)}, r, fronts)
 	fronts.start()
 
 	if daemon != nil {
@@ -111,6 +123,7 @@ func run(args []string) int {
 			fmt.Fprintln(os.Stderr, lifecycle.TerminationMessage(prog, si))
 			m.Quit(runstate.CauseHostSignal)
 		case res := <-done:
+			mons.close() // replies in flight (quit's) go out first
 			if res.Err != nil {
 				fmt.Fprintf(os.Stderr, "%v\n", res.Err)
 			}
@@ -122,10 +135,14 @@ func run(args []string) int {
 // frontEnds are the guest-facing ends of the opened backends.
 type frontEnds struct {
 	serial   []machine.SerialIO
+	monFront map[*chardev.Spec]io.ReadWriter
 	muxes    []*chardev.Mux
 	backends map[*chardev.Spec]chardev.Backend
 	muxFor   func(*chardev.Spec) *chardev.Mux
 }
+
+// monitorFront is the mux front end reserved for a monitor.
+func (f *frontEnds) monitorFront(s *chardev.Spec) io.ReadWriter { return f.monFront[s] }
 
 // chardev returns the front end for a device's backend (virtio-serial ports).
 func (f *frontEnds) chardev(s *chardev.Spec) io.ReadWriter {
@@ -148,7 +165,7 @@ func (f *frontEnds) start() {
 // their backends. A muxed backend gets the monitor first and the serial port
 // last, so the serial port has the focus at start, as in QEMU.
 func attachFrontEnds(r *cli.Result, backends map[*chardev.Spec]chardev.Backend, quit func()) *frontEnds {
-	f := &frontEnds{backends: backends}
+	f := &frontEnds{backends: backends, monFront: map[*chardev.Spec]io.ReadWriter{}}
 	muxes := map[*chardev.Spec]*chardev.Mux{}
 	f.muxFor = func(s *chardev.Spec) *chardev.Mux {
 		if mx, ok := muxes[s]; ok {
@@ -161,7 +178,7 @@ func attachFrontEnds(r *cli.Result, backends map[*chardev.Spec]chardev.Backend, 
 	}
 	for _, mon := range r.Monitors {
 		if mon.Chardev.Mux {
-			monitorFrontEnd(f.muxFor(mon.Chardev).Add())
+			f.monFront[mon.Chardev] = f.muxFor(mon.Chardev).Add()
 		}
 	}
 	for _, s := range r.Config.Serial {
@@ -176,4 +193,17 @@ func attachFrontEnds(r *cli.Result, backends map[*chardev.Spec]chardev.Backend, 
 		f.serial = append(f.serial, machine.SerialIO{In: rw, Out: rw})
 	}
 	return f
+}
+
+// describeChardevs returns a function giving query-chardev's list once the
+// backends are open (a pty's name is known only then).
+func describeChardevs(r *cli.Result) func(map[*chardev.Spec]chardev.Backend) []qmp.ChardevInfo {
+	all := append([]*chardev.Spec(nil), r.Chardevs...)
+	return func(backends map[*chardev.Spec]chardev.Backend) []qmp.ChardevInfo {
+		var out []qmp.ChardevInfo
+		for _, s := range all {
+			out = append(out, qmp.ChardevInfo{Label: s.ID, Filename: chardevFilename(s, backends[s]), FrontendOpen: true})
+		}
+		return out
+	}
 }

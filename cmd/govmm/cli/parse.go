@@ -268,3 +268,6 @@ func (p *parser) shortBoolWarning(f Opt) {
 	}
 	p.res.Warnings = append(p.res.Warnings, hint)
 }
+
+// Prog is the program name errors are prefixed with.
+func (r *Result) Prog() string { return r.prog }
