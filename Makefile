@@ -6,6 +6,9 @@
 #   make run        boot the hello payload guest under govmm
 #   make bench      govmm against qemu-system-x86_64, side by side
 #   make fuzz       run every fuzz target for FUZZTIME each
+#   make kernel     build the Linux test kernel (cached outside the repo)
+#   make initramfs  build the guest test agent into build/initramfs.cpio
+#   make linux      boot the test kernel with the agent under govmm
 
 GO       ?= go
 BIN      := bin/govmm
@@ -14,8 +17,12 @@ export CGO_ENABLED := 0
 
 # Debian packages the tests use: gcc/make/binutils build the payload guests,
 # qemu is the reference VMM for differential tests, qemu-utils the qcow2
-# oracle, acpica-tools decodes our AML, cpio/socat for end-to-end tests.
-DEB_PKGS := gcc make binutils qemu-system-x86 qemu-utils acpica-tools cpio socat strace
+# oracle, acpica-tools decodes our AML, cpio/socat for end-to-end tests; the
+# rest build the Linux test kernel from Debian's linux-source-6.1.
+DEB_PKGS := gcc make binutils qemu-system-x86 qemu-utils acpica-tools cpio socat strace \
+	linux-source-6.1 flex bison bc libelf-dev lz4 xz-utils perl
+
+include guest/guest.mk
 
 all: $(BIN)
 
@@ -35,7 +42,11 @@ deps:
 payloads:
 	$(MAKE) -s -C guest/payload
 
-test: deps payloads
+# The Linux end-to-end tests find the kernel and initramfs through these.
+export GOVMM_TEST_KERNEL = $(KERNEL_VMLINUX)
+export GOVMM_TEST_INITRAMFS = $(abspath $(INITRAMFS))
+
+test: deps payloads kernel initramfs
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 	CGO_ENABLED=1 $(GO) test -race -timeout 30m ./...
@@ -45,6 +56,12 @@ run: $(BIN) payloads
 		-device isa-debug-exit,iobase=0x501,iosize=2; \
 	status=$$?; echo "govmm exited with status $$status (67 = the payload wrote 0x21 to isa-debug-exit)"; \
 	test $$status -eq 67
+
+linux: $(BIN) kernel initramfs
+	@rm -f build/linux-disk.img && truncate -s 64M build/linux-disk.img
+	./$(BIN) -m 512 -smp 2 -kernel $(KERNEL_VMLINUX) -initrd $(INITRAMFS) \
+		-append "console=ttyS0 noxsave clearcpuid=308,151 $(APPEND)" \
+		-drive file=build/linux-disk.img,if=virtio,format=raw -device virtio-rng-pci -nographic
 
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \
@@ -58,5 +75,4 @@ clean:
 	rm -rf bin build
 	$(MAKE) -s -C guest/payload clean
 
-FORCE:
-.PHONY: all deps payloads test run fuzz clean FORCE
+.PHONY: all deps payloads test run linux fuzz clean FORCE

@@ -55,9 +55,15 @@ type Options struct {
 	// a vCPU failure, as QEMU does, instead of exiting: set it when a
 	// monitor can see and act on that state.
 	KeepAliveOnError bool
-	// Log receives diagnostics (internal errors, register dumps).
-	// Default os.Stderr.
+	// Log receives diagnostics (internal errors, register dumps, -d
+	// items). Default os.Stderr; -D FILE points it at a file.
 	Log io.Writer
+	// LogItems are QEMU's -d items. Under KVM most of QEMU's (TCG) items log
+	// nothing, in QEMU too; govmm acts on: guest_errors (accesses to no
+	// device), cpu_reset (registers at each reset), int (each instruction
+	// emulated after a KVM emulation failure). With any item, the emulation
+	// counters are logged when the machine ends.
+	LogItems []string
 }
 
 // SerialIO connects one UART to the host.
@@ -103,6 +109,9 @@ type Machine struct {
 	vcpusRunning bool // owned by Run's goroutine
 	rs           *runstate.Controller
 	pid          int
+	logGuestErr  bool
+	logReset     bool
+	logEmulation bool
 	emu          emulate.Emulator // finishes instructions KVM cannot emulate
 	closeMu      sync.Mutex
 	closed       bool
@@ -160,6 +169,16 @@ func New(cfg Config, opts Options) (_ *Machine, err error) {
 	m := &Machine{cfg: cfg, opts: opts, log: opts.Log, events: make(chan event, 16), rs: runstate.New(), pid: os.Getpid()}
 	if m.log == nil {
 		m.log = os.Stderr
+	}
+	for _, item := range opts.LogItems {
+		switch item {
+		case "guest_errors":
+			m.logGuestErr = true
+		case "cpu_reset":
+			m.logReset = true
+		case "int":
+			m.logEmulation = true
+		}
 	}
 	defer func() {
 		if err != nil {
@@ -478,6 +497,10 @@ func (m *Machine) post(ev event) {
 	default: // the control loop already has an event to act on
 	}
 }
+
+// EmulationCounts is how many instructions of each mnemonic govmm
+// completed after KVM emulation failures (PVM hosts).
+func (m *Machine) EmulationCounts() map[string]uint64 { return m.emu.Counts() }
 
 // Memory is the guest's RAM.
 func (m *Machine) Memory() *guestmem.Memory { return m.mem }

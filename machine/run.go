@@ -3,6 +3,7 @@ package machine
 import (
 	"fmt"
 
+	"github.com/govmm/govmm/machine/hmp"
 	"github.com/govmm/govmm/machine/runstate"
 )
 
@@ -12,6 +13,11 @@ import (
 // quits it. Everything that changes the run state happens on this
 // goroutine: vCPU threads, devices and API callers only post events.
 func (m *Machine) Run() Result {
+	if len(m.opts.LogItems) > 0 {
+		defer func() {
+			fmt.Fprint(m.log, hmp.FormatEmulationCounts(m.emu.Counts()))
+		}()
+	}
 	if !m.cfg.StartPaused {
 		m.rs.Start()
 		m.startVCPUs()
@@ -132,6 +138,9 @@ func (m *Machine) dropGuestEvents() {
 // kernel again, as QEMU's firmware would after a reset.
 func (m *Machine) reset() error {
 	for _, c := range m.cpus {
+		if m.logReset {
+			fmt.Fprintf(m.log, "CPU Reset (CPU %d)\n%s", c.id, c.dumpRegs())
+		}
 		if err := c.restorePowerOn(); err != nil {
 			return err
 		}

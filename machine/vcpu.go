@@ -155,18 +155,26 @@ func (v *vcpu) run() {
 			port := uint64(io.Port)
 			for i := 0; i < io.Count; i++ {
 				d := io.Data[i*io.Size : (i+1)*io.Size]
+				var ok bool
 				if io.Out {
-					m.pio.Write(port, d)
+					ok = m.pio.Write(port, d)
 				} else {
-					m.pio.Read(port, d)
+					ok = m.pio.Read(port, d)
+				}
+				if !ok && m.logGuestErr {
+					fmt.Fprintf(m.log, "Invalid access to unassigned port %#x (size %d, %s) by vCPU %d\n", port, io.Size, dir(io.Out), v.id)
 				}
 			}
 		case kvm.ExitMMIO:
 			mmio := v.cpu.MMIO()
+			var ok bool
 			if mmio.Write {
-				m.mmio.Write(mmio.Addr, mmio.Data)
+				ok = m.mmio.Write(mmio.Addr, mmio.Data)
 			} else {
-				m.mmio.Read(mmio.Addr, mmio.Data)
+				ok = m.mmio.Read(mmio.Addr, mmio.Data)
+			}
+			if !ok && m.logGuestErr {
+				fmt.Fprintf(m.log, "Invalid access to unassigned memory %#x (size %d, %s) by vCPU %d\n", mmio.Addr, len(mmio.Data), dir(mmio.Write), v.id)
 			}
 		case kvm.ExitIntr:
 			// A kick or a stray signal; the loop condition decides.
@@ -191,9 +199,16 @@ func (v *vcpu) run() {
 			// On PVM hosts KVM's emulator runs guest ring-0 code and cannot
 			// execute some instructions; finish them here and go on.
 			ie := v.cpu.Exit().(kvm.InternalErrorExit)
+			var before kvm.Regs
+			if m.logEmulation {
+				before, _ = v.cpu.Regs()
+			}
 			if err := m.emu.Handle(v.cpu, m.mem, ie); err != nil {
 				m.post(event{kind: evError, err: v.emulationFailure(ie, err)})
 				return
+			}
+			if m.logEmulation {
+				fmt.Fprintf(m.log, "vCPU %d: emulated % x at rip %#x\n", v.id, ie.InstructionBytes(), before.RIP)
 			}
 		default:
 			m.post(event{kind: evError, err: v.describeFailure()})
@@ -218,6 +233,13 @@ func (v *vcpu) describeFailure() error {
 	sb.WriteString("\n")
 	sb.WriteString(v.dumpRegs())
 	return &VCPUError{CPU: v.id, Exit: ex, Text: strings.TrimRight(sb.String(), "\n")}
+}
+
+func dir(write bool) string {
+	if write {
+		return "write"
+	}
+	return "read"
 }
 
 // emulationFailure reports an instruction neither KVM nor govmm could

@@ -88,9 +88,21 @@ func run(args []string) int {
 		}
 	}
 	fronts := attachFrontEnds(r, backends, quit)
+	var logw io.Writer = os.Stderr
+	if r.LogFile != "" {
+		lf, err := os.OpenFile(r.LogFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s: -D %s: %v\n", prog, r.LogFile, err)
+			return 1
+		}
+		defer lf.Close()
+		logw = lf
+	}
 	m, err = machine.New(*r.Config, machine.Options{
-		Serial:  fronts.serial,
-		Chardev: func(s *chardev.Spec) io.ReadWriter { return fronts.chardev(s) },
+		Log:      logw,
+		LogItems: r.LogItems,
+		Serial:   fronts.serial,
+		Chardev:  func(s *chardev.Spec) io.ReadWriter { return fronts.chardev(s) },
 		// With QMP a management program sees an internal error and decides;
 		// without, the process ends instead of hanging.
 		KeepAliveOnError: mons.hasQMP,
@@ -135,14 +147,14 @@ func run(args []string) int {
 // frontEnds are the guest-facing ends of the opened backends.
 type frontEnds struct {
 	serial   []machine.SerialIO
-	monFront map[*chardev.Spec]io.ReadWriter
+	monFront map[*chardev.Spec]*chardev.MuxFront
 	muxes    []*chardev.Mux
 	backends map[*chardev.Spec]chardev.Backend
 	muxFor   func(*chardev.Spec) *chardev.Mux
 }
 
 // monitorFront is the mux front end reserved for a monitor.
-func (f *frontEnds) monitorFront(s *chardev.Spec) io.ReadWriter { return f.monFront[s] }
+func (f *frontEnds) monitorFront(s *chardev.Spec) *chardev.MuxFront { return f.monFront[s] }
 
 // chardev returns the front end for a device's backend (virtio-serial ports).
 func (f *frontEnds) chardev(s *chardev.Spec) io.ReadWriter {
@@ -165,7 +177,7 @@ func (f *frontEnds) start() {
 // their backends. A muxed backend gets the monitor first and the serial port
 // last, so the serial port has the focus at start, as in QEMU.
 func attachFrontEnds(r *cli.Result, backends map[*chardev.Spec]chardev.Backend, quit func()) *frontEnds {
-	f := &frontEnds{backends: backends, monFront: map[*chardev.Spec]io.ReadWriter{}}
+	f := &frontEnds{backends: backends, monFront: map[*chardev.Spec]*chardev.MuxFront{}}
 	muxes := map[*chardev.Spec]*chardev.Mux{}
 	f.muxFor = func(s *chardev.Spec) *chardev.Mux {
 		if mx, ok := muxes[s]; ok {

@@ -36,6 +36,9 @@ func (v *vm) Chardevs() []qmp.ChardevInfo {
 }
 func (v *vm) Subscribe(fn func(runstate.Event)) func() { return v.m.Subscribe(fn) }
 
+// EmulationCounts makes "info emulation" available (hmp.EmulationCounter).
+func (v *vm) EmulationCounts() map[string]uint64 { return v.m.EmulationCounts() }
+
 func (v *vm) CPUs() []qmp.CPUInfo {
 	var out []qmp.CPUInfo
 	for _, c := range v.m.CPUs() {
@@ -209,6 +212,9 @@ func (mons *monitors) start(v *vm, r *cli.Result, f *frontEnds) {
 	for _, mon := range r.Monitors {
 		var rw io.ReadWriter
 		switch {
+		case mon.Chardev.Mux && !mon.Control:
+			serveOnFocus(f.muxFor(mon.Chardev), f.monitorFront(mon.Chardev), v)
+			continue
 		case mon.Chardev.Mux:
 			rw = f.monitorFront(mon.Chardev)
 		default:
@@ -237,5 +243,27 @@ func (mons *monitors) close() {
 	}
 	for _, l := range mons.listeners {
 		l.Close()
+	}
+}
+
+// serveOnFocus runs a human monitor on a mux front end the way QEMU's
+// -nographic does: nothing is printed until Ctrl-a c first gives the
+// monitor the focus (then the banner and prompt); leaving it prints a line
+// end, coming back the prompt.
+func serveOnFocus(mx *chardev.Mux, front *chardev.MuxFront, v *vm) {
+	started := false
+	focused := false
+	mx.OnFocus = func(i int) {
+		switch {
+		case i == front.Index() && !started:
+			started, focused = true, true
+			go hmp.New(v, qmpVersion()).Serve(front)
+		case i == front.Index():
+			focused = true
+			io.WriteString(front, "(qemu) ")
+		case focused:
+			focused = false
+			io.WriteString(front, "\r\n")
+		}
 	}
 }

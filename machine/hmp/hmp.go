@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sort"
 	"strings"
 
 	"github.com/govmm/govmm/machine/qmp"
@@ -89,6 +90,7 @@ var infoCommands = []*cmdDef{
 	{"block", "[-n] [-v] [device]", "show info of one block device or all block devices (-n: show named nodes; -v: show details)", (*Monitor).infoBlock},
 	{"chardev", "", "show the character devices", (*Monitor).infoChardev},
 	{"cpus", "", "show infos for each CPU", (*Monitor).infoCPUs},
+	{"emulation", "", "show the instructions govmm emulated for KVM, by mnemonic", (*Monitor).infoEmulation},
 	{"kvm", "", "show KVM information", (*Monitor).infoKVM},
 	{"name", "", "show the current VM name", (*Monitor).infoName},
 	{"status", "", "show the current VM status (running|paused)", (*Monitor).infoStatus},
@@ -249,6 +251,49 @@ func (mon *Monitor) infoUUID(out *strings.Builder) bool {
 	}
 	fmt.Fprintf(out, "%s\n", u)
 	return true
+}
+
+// EmulationCounter is implemented by machines that count the instructions
+// they emulate after KVM emulation failures (govmm's PVM support).
+type EmulationCounter interface {
+	EmulationCounts() map[string]uint64
+}
+
+func (mon *Monitor) infoEmulation(out *strings.Builder) bool {
+	ec, ok := mon.m.(EmulationCounter)
+	if !ok {
+		out.WriteString("no instruction emulation in this machine\n")
+		return true
+	}
+	out.WriteString(FormatEmulationCounts(ec.EmulationCounts()))
+	return true
+}
+
+// FormatEmulationCounts renders counts as "info emulation" prints them:
+// a total, then one "mnemonic: count" line each, most frequent first.
+func FormatEmulationCounts(counts map[string]uint64) string {
+	type kv struct {
+		k string
+		v uint64
+	}
+	var all []kv
+	var total uint64
+	for k, v := range counts {
+		all = append(all, kv{k, v})
+		total += v
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].v != all[j].v {
+			return all[i].v > all[j].v
+		}
+		return all[i].k < all[j].k
+	})
+	var b strings.Builder
+	fmt.Fprintf(&b, "emulated instructions: %d\n", total)
+	for _, e := range all {
+		fmt.Fprintf(&b, "  %s: %d\n", e.k, e.v)
+	}
+	return b.String()
 }
 
 func (mon *Monitor) infoKVM(out *strings.Builder) bool {

@@ -198,3 +198,22 @@ func TestServeMatchesQEMU(t *testing.T) {
 		t.Errorf("monitor session differs from QEMU's\n got %q\nwant %q", got, want)
 	}
 }
+
+type emuMachine struct {
+	qmp.Machine
+	counts map[string]uint64
+}
+
+func (e emuMachine) EmulationCounts() map[string]uint64 { return e.counts }
+
+func TestInfoEmulation(t *testing.T) {
+	base := qmptest.NewMachine()
+	mon := New(emuMachine{base, map[string]uint64{"int3": 2, "popcnt": 7, "cmpxchg16b": 2}}, qmp.Version{})
+	want := "emulated instructions: 11\r\n  popcnt: 7\r\n  cmpxchg16b: 2\r\n  int3: 2\r\n"
+	if got := mon.Execute("info emulation"); got != want {
+		t.Errorf("info emulation = %q, want %q", got, want)
+	}
+	if got := New(base, qmp.Version{}).Execute("info emulation"); !strings.Contains(got, "no instruction emulation") {
+		t.Errorf("without counters: %q", got)
+	}
+}
