@@ -186,11 +186,11 @@ func New(cfg Config, opts Options) (_ *Machine, err error) {
 		}
 	}()
 	if m.kernel, err = os.ReadFile(cfg.Kernel); err != nil {
-		return nil, &BootError{fmt.Errorf("could not open kernel file '%s': %w", cfg.Kernel, unwrapPathError(err))}
+		return nil, &BootError{fmt.Errorf("could not open kernel file '%s': %s", cfg.Kernel, chardev.Strerror(err))}
 	}
 	if cfg.Initrd != "" {
 		if m.initrd, err = os.ReadFile(cfg.Initrd); err != nil {
-			return nil, &BootError{fmt.Errorf("could not load initial ram disk '%s': %w", cfg.Initrd, unwrapPathError(err))}
+			return nil, &BootError{fmt.Errorf("could not load initial ram disk '%s': %s", cfg.Initrd, chardev.Strerror(err))}
 		}
 	}
 	if m.sys, err = kvm.Open(); err != nil {
@@ -228,14 +228,6 @@ type BootError struct{ Err error }
 
 func (e *BootError) Error() string { return e.Err.Error() }
 func (e *BootError) Unwrap() error { return e.Err }
-
-func unwrapPathError(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
-}
 
 func (m *Machine) setupMemory() error {
 	for i, r := range boot.RAMRanges(m.cfg.MemBytes) {

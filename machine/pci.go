@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/govmm/govmm/devices/acpi"
+	"github.com/govmm/govmm/devices/chardev"
 	"github.com/govmm/govmm/devices/disk"
 	"github.com/govmm/govmm/devices/pci"
 	"github.com/govmm/govmm/kvm"
@@ -112,7 +113,7 @@ func (m *Machine) setupPCI() error {
 	for _, r := range m.cfg.VirtioRNG {
 		src, err := os.Open(r.Source)
 		if err != nil {
-			return fmt.Errorf("-object rng-random: could not open '%s': %w", r.Source, unwrapPathError(err))
+			return fmt.Errorf("-object rng-random: could not open '%s': %s", r.Source, chardev.Strerror(err))
 		}
 		m.closers = append(m.closers, src)
 		if err := m.addVirtio("virtio-rng-pci", r.Addr, rng.New(src), nil); err != nil {

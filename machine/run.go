@@ -56,8 +56,13 @@ func (m *Machine) handle(ev event) (res Result, exit bool) {
 		return Result{ExitCode: 0, Cause: ev.cause.String()}, true
 	case evReset:
 		if m.cfg.NoReboot && ev.cause != runstate.CauseSubsystemReset {
-			// -no-reboot turns every reset request into a shutdown.
-			m.rs.Shutdown(ev.cause, false)
+			// -no-reboot turns every reset request into a shutdown, which
+			// -no-shutdown in turn pauses, as QEMU.
+			pause := m.cfg.NoShutdown && ev.cause.ByGuest()
+			m.rs.Shutdown(ev.cause, pause)
+			if pause {
+				return Result{}, false
+			}
 			return Result{ExitCode: 0, Cause: ev.cause.String()}, true
 		}
 		m.rs.Reset(ev.cause)

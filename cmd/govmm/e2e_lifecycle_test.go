@@ -33,7 +33,7 @@ func TestRebootThenSignal(t *testing.T) {
 			t.Parallel()
 			try := func(bin string, args ...string) result {
 				p := start(t, nil, bin, args...)
-				if !waitFor(20*time.Second, func() bool { return strings.Count(p.stdout.String(), line) >= 2 }) {
+				if !waitFor(20*time.Second, func() bool { return strings.Count(withoutBanner(p.stdout.String()), line) >= 2 }) {
 					p.cmd.Process.Kill()
 					t.Fatalf("%s: the guest did not reboot: %v", bin, p.wait(t, 5*time.Second))
 				}
@@ -43,6 +43,7 @@ func TestRebootThenSignal(t *testing.T) {
 				return p.wait(t, 10*time.Second)
 			}
 			r := try(asQEMU, args...)
+			r.stdout = stripStartBanner(t, r.stdout)
 			// The sender is this test process: QEMU names it by its argv[0].
 			want := fmt.Sprintf("%s: terminating on signal %d from pid %d (%s)\n", qemuName, sig, os.Getpid(), argv0(t))
 			if r.code != 0 || r.stderr != want {
@@ -288,6 +289,7 @@ func TestPIDFile(t *testing.T) {
 			pidfile := filepath.Join(dir, "vm.pid")
 			args := guestArgs(payloadPath(t, name), "-pidfile", pidfile)
 			r := runBin(t, asQEMU, args...)
+			r.stdout = stripStartBanner(t, r.stdout)
 			if r.code != map[string]int{"hello": 67, "triplefault": 0}[name] || r.stderr != "" {
 				t.Errorf("%s: %v", name, r)
 			}
@@ -337,7 +339,7 @@ func TestNoRebootNoShutdown(t *testing.T) {
 	const line = "triplefault: booted\n"
 	try := func(bin string, args ...string) (r result, early bool) {
 		p := start(t, nil, bin, args...)
-		if !waitFor(20*time.Second, func() bool { return strings.Contains(p.stdout.String(), line) }) {
+		if !waitFor(20*time.Second, func() bool { return strings.Contains(withoutBanner(p.stdout.String()), line) }) {
 			t.Fatalf("%s: the guest did not boot: %v", bin, p.wait(t, 5*time.Second))
 		}
 		select {
@@ -357,6 +359,7 @@ func TestNoRebootNoShutdown(t *testing.T) {
 		}
 	}
 	r, early := try(asQEMU, args...)
+	r.stdout = stripStartBanner(t, r.stdout)
 	knownBug(t, early && r.code == 0, "with -no-reboot -no-shutdown a triple fault ends govmm (exit 0); QEMU stops the VM and keeps running")
 	want := fmt.Sprintf("%s: terminating on signal 15 from pid %d (%s)\n", qemuName, os.Getpid(), argv0(t))
 	if early || r.code != 0 || r.stdout != line || r.stderr != want {

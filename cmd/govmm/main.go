@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 
 	"github.com/govmm/govmm/cmd/govmm/cli"
 	"github.com/govmm/govmm/cmd/govmm/lifecycle"
@@ -24,6 +26,8 @@ func main() {
 }
 
 func run(args []string) int {
+	// As QEMU: a closed stdout is an error on write, not a reason to die.
+	signal.Ignore(syscall.SIGPIPE)
 	prog := filepath.Base(args[0])
 	r, err := cli.Parse(prog, args[1:])
 	if err != nil {

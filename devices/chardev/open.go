@@ -341,6 +341,7 @@ func openStdio(in, out *os.File, signals bool) (Backend, error) {
 		saved := *t
 		s.saved = &saved
 		makeRaw(t, signals)
+		t.Oflag |= unix.OPOST // QEMU keeps output processing: "\n" still returns the carriage
 		if err := unix.IoctlSetTermios(fd, unix.TCSETS, t); err != nil {
 			return nil, fmt.Errorf("cannot set terminal attributes: %s", Strerror(err))
 		}

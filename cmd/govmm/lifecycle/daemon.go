@@ -38,6 +38,7 @@ func Daemonize(exit func(int)) (*Daemon, error) {
 			return nil, errors.New("bad " + daemonEnv)
 		}
 		os.Unsetenv(daemonEnv)
+		unix.Umask(0o027) // as QEMU's daemon: files it creates are 0640
 		unix.CloseOnExec(fd)
 		return &Daemon{status: os.NewFile(uintptr(fd), "daemon-status")}, nil
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -59,7 +60,12 @@ func CreatePIDFile(path string) (*PIDFile, error) {
 			f.Close()
 			return nil, fmt.Errorf("cannot create PID file: Failed to write pid file: %s", strerror(err))
 		}
-		return &PIDFile{path: path, f: f}, nil
+		// Keep the absolute path: a daemon changes to / before it exits.
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			abs = path
+		}
+		return &PIDFile{path: abs, f: f}, nil
 	}
 }
 
