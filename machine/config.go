@@ -5,8 +5,10 @@ import "github.com/govmm/govmm/devices/chardev"
 // Config is everything the machine needs to run, built by the CLI (or a test)
 // and validated before any guest runs. It names no command-line syntax.
 type Config struct {
-	Name string // -name guest=
-	UUID string // -uuid, canonical lower-case form; "" when not given
+	Name         string // -name guest=
+	ProcessName  string // -name process=: the process's name (comm)
+	DebugThreads bool   // -name debug-threads=on: vCPU threads named "CPU n/KVM"
+	UUID         string // -uuid, canonical lower-case form; "" when not given
 
 	MachineType string // "pc", "q35" or "microvm"
 
@@ -40,6 +42,9 @@ type Config struct {
 	NoShutdown  bool // a guest shutdown pauses the VM instead of exiting
 	StartPaused bool // -S: do not start vCPUs until "cont"
 	Snapshot    bool // -snapshot: writes go to a temporary overlay
+
+	MemLock bool // -overcommit mem-lock=on: guest and VMM memory locked
+	CPUPM   bool // -overcommit cpu-pm=on: HLT/MWAIT/PAUSE do not exit
 }
 
 // CPUTopology is QEMU's -smp after filling in the omitted values.

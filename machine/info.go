@@ -65,9 +65,13 @@ func (m *Machine) Drives() []DriveInfo {
 	return out
 }
 
-// countingDisk counts requests for query-blockstats.
+// countingDisk counts requests for query-blockstats, and applies the
+// drive's discard policy.
 type countingDisk struct {
 	disk.Disk
+	// ignoreDiscard is -drive discard=ignore (QEMU's default): the guest's
+	// discard requests succeed and change nothing.
+	ignoreDiscard                                      bool
 	rdBytes, wrBytes, rdOps, wrOps, flushOps, unmapOps atomic.Int64
 }
 
@@ -92,6 +96,9 @@ func (c *countingDisk) Flush() error {
 
 func (c *countingDisk) Discard(off, n int64) error {
 	c.unmapOps.Add(1)
+	if c.ignoreDiscard {
+		return nil
+	}
 	return c.Disk.Discard(off, n)
 }
 

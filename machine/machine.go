@@ -202,6 +202,17 @@ func New(cfg Config, opts Options) (_ *Machine, err error) {
 	if err = m.setupMemory(); err != nil {
 		return nil, err
 	}
+	if cfg.MemLock {
+		// QEMU's -overcommit mem-lock=on: nothing of the VM may be swapped.
+		if err := unix.Mlockall(unix.MCL_CURRENT | unix.MCL_FUTURE); err != nil {
+			return nil, fmt.Errorf("mlock: %s\nlocking memory failed", chardev.Strerror(err))
+		}
+	}
+	if cfg.CPUPM {
+		if err := m.disableIdleExits(); err != nil {
+			return nil, err
+		}
+	}
 	if err = m.setupIRQChip(); err != nil {
 		return nil, err
 	}
@@ -289,6 +300,27 @@ func (m *Machine) setupIRQChip() error {
 	return m.vm.SetGSIRouting(routes)
 }
 
+// KVM_CAP_X86_DISABLE_EXITS and its flags.
+const (
+	capX86DisableExits = 143
+	disableExitsMWAIT  = 1 << 0
+	disableExitsHLT    = 1 << 1
+	disableExitsPAUSE  = 1 << 2
+	disableExitsCSTATE = 1 << 3
+)
+
+// disableIdleExits is -overcommit cpu-pm=on: the guest's HLT, MWAIT and
+// PAUSE stay in the guest (a vCPU then owns its host CPU), as far as KVM
+// allows. Must run before vCPUs are created.
+func (m *Machine) disableIdleExits() error {
+	allowed := uint64(m.vm.CheckExtension(capX86DisableExits))
+	want := uint64(disableExitsMWAIT | disableExitsHLT | disableExitsPAUSE | disableExitsCSTATE)
+	if allowed&want == 0 {
+		return errors.New("-overcommit cpu-pm=on: KVM cannot disable idle exits on this host")
+	}
+	return m.vm.EnableCap(capX86DisableExits, allowed&want)
+}
+
 // irqLine drives one GSI of the in-kernel irqchip.
 type irqLine struct {
 	m   *Machine
@@ -334,7 +366,16 @@ func (m *Machine) setupDevices() error {
 		}
 	}
 	below, above := m.ramSplit()
-	m.rtc = cmos.New(below, above, m.cfg.CPUs, time.Now, m.cfg.RTC.Base == "localtime")
+	m.rtc = cmos.New(below, above, m.cfg.CPUs, rtcClock(m.cfg.RTC.Clock), m.cfg.RTC.Base == "localtime")
+	if b := m.cfg.RTC.Base; b != "" && b != "utc" && b != "localtime" {
+		t, err := time.Parse("2006-01-02T15:04:05", b)
+		if err != nil {
+			if t, err = time.Parse("2006-01-02", b); err != nil {
+				return fmt.Errorf("-rtc base=%s: invalid datetime format", b)
+			}
+		}
+		m.rtc.SetBase(t)
+	}
 	if err := m.pio.Register(0x70, cmos.Size, m.rtc, "rtc"); err != nil {
 		return err
 	}
@@ -359,6 +400,17 @@ func (m *Machine) setupDevices() error {
 	}
 	m.pm = acpi.NewPM(m.IRQ(acpi.SCIIRQ), shutdownReq, resetReq)
 	return m.pio.Register(pmPortBase, acpi.PMSize, m.pm, "acpi-pm")
+}
+
+// rtcClock is the time source of -rtc clock=: host (the default) follows
+// the host's wall clock, steps included; rt and vm run from the start time
+// on the monotonic clock, so host clock changes do not reach the guest.
+func rtcClock(clock string) func() time.Time {
+	if clock == "rt" || clock == "vm" {
+		start := time.Now()
+		return func() time.Time { return start.Add(time.Since(start)) }
+	}
+	return time.Now
 }
 
 func (m *Machine) ramSplit() (below, above uint64) {

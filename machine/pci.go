@@ -168,7 +168,7 @@ func (m *Machine) addVirtioBlk(b *VirtioBlkConfig) error {
 	if serial == "" {
 		serial = d.Serial
 	}
-	counted := &countingDisk{Disk: img}
+	counted := &countingDisk{Disk: img, ignoreDiscard: d.Discard != "unmap"}
 	dev, err := blk.New(counted, blk.Options{Serial: serial, NumQueues: b.NumQueues, ReadOnly: d.ReadOnly})
 	if err != nil {
 		img.Close()

@@ -126,6 +126,9 @@ func (v *vcpu) run() {
 	runtime.LockOSThread()
 	// The thread stays locked: it exits with the goroutine, so a kick can
 	// never reach a thread that went on to run other goroutines.
+	if v.m.cfg.DebugThreads {
+		setThreadName(fmt.Sprintf("CPU %d/KVM", v.id))
+	}
 	v.mu.Lock()
 	v.tid = unix.Gettid()
 	v.running = true

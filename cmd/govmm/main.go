@@ -21,6 +21,10 @@ import (
 	"github.com/govmm/govmm/machine/runstate"
 )
 
+// stderr is where messages go: os.Stderr, or a writer that adds QEMU's
+// -msg timestamp=on / guest-name=on prefixes.
+var stderr io.Writer = os.Stderr
+
 func main() {
 	os.Exit(run(os.Args))
 }
@@ -29,54 +33,65 @@ func run(args []string) int {
 	// As QEMU: a closed stdout is an error on write, not a reason to die.
 	signal.Ignore(syscall.SIGPIPE)
 	prog := filepath.Base(args[0])
+	if ts, gn, name := msgOptions(args[1:]); ts || gn {
+		if !gn {
+			name = ""
+		}
+		stderr = &msgWriter{w: os.Stderr, prog: prog, timestamp: ts, guest: name}
+	}
 	r, err := cli.Parse(prog, args[1:])
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	for _, w := range r.Warnings {
-		fmt.Fprintln(os.Stderr, w)
+		fmt.Fprintln(stderr, w)
 	}
 	if r.Exit {
 		fmt.Print(r.Output)
 		return 0
 	}
+	if r.Config.ProcessName != "" {
+		// -name process=: /proc/self/comm names the thread-group leader,
+		// which is what ps and top show.
+		os.WriteFile("/proc/self/comm", []byte(r.Config.ProcessName), 0)
+	}
 	if err := checkSupported(r); err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", prog, err)
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return 1
 	}
 
 	var daemon *lifecycle.Daemon
 	if r.Daemonize {
 		if daemon, err = lifecycle.Daemonize(os.Exit); err != nil {
-			fmt.Fprintf(os.Stderr, "%s: -daemonize: %v\n", prog, err)
+			fmt.Fprintf(stderr, "%s: -daemonize: %v\n", prog, err)
 			return 1
 		}
 	}
 	if r.PIDFile != "" {
 		pf, err := lifecycle.CreatePIDFile(r.PIDFile)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "%s: %v\n", prog, err)
+			fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 			return 1
 		}
 		defer pf.Remove()
 	}
 	sigs, err := lifecycle.NotifyTermination()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", prog, err)
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return 1
 	}
 
 	chardevInfo := describeChardevs(r)
 	mons, err := prepareMonitors(r)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	defer mons.close()
 	backends, err := r.OpenChardevs(chardev.Env{Info: cli.InfoToStderr})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	defer func() {
@@ -92,11 +107,11 @@ func run(args []string) int {
 		}
 	}
 	fronts := attachFrontEnds(r, backends, quit)
-	var logw io.Writer = os.Stderr
+	var logw io.Writer = stderr
 	if r.LogFile != "" {
 		lf, err := os.OpenFile(r.LogFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "%s: -D %s: %v\n", prog, r.LogFile, err)
+			fmt.Fprintf(stderr, "%s: -D %s: %v\n", prog, r.LogFile, err)
 			return 1
 		}
 		defer lf.Close()
@@ -114,9 +129,9 @@ func run(args []string) int {
 	if err != nil {
 		var be *machine.BootError
 		if errors.As(err, &be) {
-			fmt.Fprintf(os.Stderr, "qemu: %v\n", err) // QEMU's loader says "qemu:" whatever its name
+			fmt.Fprintf(stderr, "qemu: %v\n", err) // QEMU's loader says "qemu:" whatever its name
 		} else {
-			fmt.Fprintf(os.Stderr, "%s: %v\n", prog, err)
+			fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		}
 		return 1
 	}
@@ -126,7 +141,7 @@ func run(args []string) int {
 
 	if daemon != nil {
 		if err := daemon.Ready(); err != nil {
-			fmt.Fprintf(os.Stderr, "%s: -daemonize: %v\n", prog, err)
+			fmt.Fprintf(stderr, "%s: -daemonize: %v\n", prog, err)
 			return 1
 		}
 	}
@@ -136,12 +151,12 @@ func run(args []string) int {
 	for {
 		select {
 		case si := <-sigs:
-			fmt.Fprintln(os.Stderr, lifecycle.TerminationMessage(prog, si))
+			fmt.Fprintln(stderr, lifecycle.TerminationMessage(prog, si))
 			m.Quit(runstate.CauseHostSignal)
 		case res := <-done:
 			mons.close() // replies in flight (quit's) go out first
 			if res.Err != nil {
-				fmt.Fprintf(os.Stderr, "%v\n", res.Err)
+				fmt.Fprintf(stderr, "%v\n", res.Err)
 			}
 			return res.ExitCode
 		}

@@ -13,10 +13,12 @@ func (p *parser) name(arg string) error {
 		return err
 	}
 	p.cfg.Name = o.Str("guest", "")
-	o.Get("process")
-	if _, err := o.Bool("debug-threads", false); err != nil {
+	p.cfg.ProcessName = o.Str("process", "")
+	dt, err := o.Bool("debug-threads", false)
+	if err != nil {
 		return err
 	}
+	p.cfg.DebugThreads = dt
 	return o.checkKnown()
 }
 

@@ -125,10 +125,15 @@ func (p *parser) msg(arg string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := o.Bool("timestamp", false); err != nil {
+	ts, err := o.Bool("timestamp", false)
+	if err != nil {
 		return err
 	}
-	o.Get("guest-name")
+	gn, err := o.Bool("guest-name", false)
+	if err != nil {
+		return err
+	}
+	p.res.MsgTimestamp, p.res.MsgGuestName = ts, gn
 	return o.checkKnown()
 }
 
@@ -137,10 +142,16 @@ func (p *parser) overcommit(arg string) error {
 	if err != nil {
 		return err
 	}
-	o.Get("mem-lock")
-	if _, err := o.Bool("cpu-pm", false); err != nil {
+	ml, err := o.Bool("mem-lock", false)
+	if err != nil {
 		return err
 	}
+	p.cfg.MemLock = ml
+	pm, err := o.Bool("cpu-pm", false)
+	if err != nil {
+		return err
+	}
+	p.cfg.CPUPM = pm
 	return o.checkKnown()
 }
 

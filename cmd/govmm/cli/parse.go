@@ -50,6 +50,9 @@ type Result struct {
 	LogItems []string // -d
 	Sandbox  bool     // -sandbox on (accepted; govmm installs no seccomp filter)
 
+	// -msg timestamp=on / guest-name=on: prefix messages as QEMU does.
+	MsgTimestamp, MsgGuestName bool
+
 	// Warnings are complete lines for stderr, already in QEMU's format.
 	Warnings []string
 
