@@ -63,6 +63,12 @@ linux: $(BIN) kernel initramfs
 		-append "console=ttyS0 noxsave clearcpuid=308,151 $(APPEND)" \
 		-drive file=build/linux-disk.img,if=virtio,format=raw -device virtio-rng-pci -nographic
 
+# govmm against qemu-system-x86_64 on the same payloads, alternating runs;
+# writes testdata/bench/latest.{md,json}. BENCHFLAGS=-out "" only prints.
+BENCHFLAGS ?=
+bench: deps $(BIN) payloads
+	$(GO) run ./cmd/vmbench -govmm $(BIN) $(BENCHFLAGS)
+
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \
 		for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
@@ -75,4 +81,4 @@ clean:
 	rm -rf bin build
 	$(MAKE) -s -C guest/payload clean
 
-.PHONY: all deps payloads test run linux fuzz clean FORCE
+.PHONY: all deps payloads test run linux bench fuzz clean FORCE
