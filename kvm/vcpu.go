@@ -29,7 +29,7 @@ func (v *VCPU) Close() error {
 // with IO, MMIO, ... (no allocation) or Exit (decoded, allocates). An
 // interrupted run (a signal, or SetImmediateExit) returns ExitIntr.
 func (v *VCPU) Run() (ExitReason, error) {
-	_, err := ioctlVal(v.fd, kvmRun, 0)
+	err := runIoctl(v.fd)
 	if err == unix.EINTR || err == unix.EAGAIN {
 		return ExitIntr, nil
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -165,6 +166,11 @@ func New(cfg Config, opts Options) (_ *Machine, err error) {
 	}
 	if cfg.Kernel == "" {
 		return nil, errors.New("no kernel given (-kernel): govmm has no firmware to boot from disk")
+	}
+	// vCPU threads hold their P while in the guest (kvm.VCPU.Run uses a raw
+	// syscall), so keep Ps for device and monitor goroutines besides them.
+	if want := max(runtime.NumCPU(), cfg.CPUs+2); runtime.GOMAXPROCS(0) < want {
+		runtime.GOMAXPROCS(want)
 	}
 	m := &Machine{cfg: cfg, opts: opts, log: opts.Log, events: make(chan event, 16), rs: runstate.New(), pid: os.Getpid()}
 	if m.log == nil {
