@@ -15,6 +15,7 @@ import (
 
 	"github.com/govmm/govmm/cmd/govmm/cli"
 	"github.com/govmm/govmm/cmd/govmm/lifecycle"
+	"github.com/govmm/govmm/cmd/govmm/sandbox"
 	"github.com/govmm/govmm/devices/chardev"
 	"github.com/govmm/govmm/machine"
 	"github.com/govmm/govmm/machine/qmp"
@@ -65,6 +66,15 @@ func run(args []string) int {
 	if r.Daemonize {
 		if daemon, err = lifecycle.Daemonize(os.Exit); err != nil {
 			fmt.Fprintf(stderr, "%s: -daemonize: %v\n", prog, err)
+			return 1
+		}
+	}
+	// As QEMU, the seccomp filters go in before anything is opened. The
+	// -daemonize parent never gets here (it exits once the child runs), so
+	// only the process that runs the VM is filtered.
+	for _, so := range r.Sandbox {
+		if err := sandbox.Install(so); err != nil {
+			fmt.Fprintf(stderr, "%s: -sandbox on: %v\n", prog, err)
 			return 1
 		}
 	}

@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"fmt"
+	"github.com/govmm/govmm/cmd/govmm/sandbox"
 	"os"
 	"strings"
 
@@ -111,13 +112,22 @@ func (p *parser) sandbox(arg string) error {
 	if err != nil {
 		return err
 	}
-	if p.res.Sandbox, err = o.Bool("enable", false); err != nil {
+	on, err := o.Bool("enable", false)
+	if err != nil {
 		return err
 	}
-	for _, k := range []string{"obsolete", "elevateprivileges", "spawn", "resourcecontrol"} {
-		o.Get(k)
+	so, serr := sandbox.FromOpts(o.Get)
+	if err := o.checkKnown(); err != nil {
+		return err
 	}
-	return o.checkKnown()
+	if !on {
+		return nil
+	}
+	if serr != nil {
+		return errf(serr.Error())
+	}
+	p.res.Sandbox = append(p.res.Sandbox, so)
+	return nil
 }
 
 func (p *parser) msg(arg string) error {

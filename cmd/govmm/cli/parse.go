@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"github.com/govmm/govmm/cmd/govmm/sandbox"
 	"path/filepath"
 
 	"github.com/govmm/govmm/devices/chardev"
@@ -46,9 +47,9 @@ type Result struct {
 
 	Netdevs []*Netdev
 
-	LogFile  string   // -D
-	LogItems []string // -d
-	Sandbox  bool     // -sandbox on (accepted; govmm installs no seccomp filter)
+	LogFile  string            // -D
+	LogItems []string          // -d
+	Sandbox  []sandbox.Options // each -sandbox on, in order: a seccomp filter each
 
 	// -msg timestamp=on / guest-name=on: prefix messages as QEMU does.
 	MsgTimestamp, MsgGuestName bool
