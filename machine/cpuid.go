@@ -2,8 +2,10 @@ package machine
 
 import (
 	"encoding/binary"
+	"fmt"
 
 	"github.com/govmm/govmm/kvm"
+	"github.com/govmm/govmm/machine/cpuid"
 )
 
 // CPUID policy: start from what KVM supports, then make each vCPU's identity
@@ -18,13 +20,13 @@ func cpuidFor(supported []kvm.CPUIDEntry, apicID uint32, topo CPUTopology) []kvm
 	smtShift := bitsFor(uint32(threads))
 	coreShift := smtShift + bitsFor(uint32(cores))
 
+	intel := cpuid.Vendor(supported) == "GenuineIntel"
 	out := make([]kvm.CPUIDEntry, 0, len(supported)+2)
 	for _, e := range supported {
 		switch e.Function {
 		case 1:
 			// EBX[31:24] initial APIC ID, [23:16] logical processors per package.
 			e.EBX = e.EBX&0x0000ffff | apicID<<24 | min(logicalPerPkg, 255)<<16
-			e.ECX |= 1 << 31 // hypervisor present
 			if logicalPerPkg > 1 {
 				e.EDX |= 1 << 28 // HTT: the count field is valid
 			}
@@ -43,6 +45,16 @@ func cpuidFor(supported []kvm.CPUIDEntry, apicID uint32, topo CPUTopology) []kvm
 			default:
 				e.EAX, e.EBX, e.ECX = 0, 0, e.Index
 			}
+		case 0x80000001:
+			// CmpLegacy: AMD's way to say the HTT count is cores.
+			if logicalPerPkg > 1 && !intel {
+				e.ECX |= 1 << 1
+			}
+		case 0x80000008:
+			// ApicIdCoreIdSize and NC, as QEMU fills them.
+			if logicalPerPkg > 1 {
+				e.ECX = e.ECX&^0xf0ff | coreShift<<12 | (logicalPerPkg-1)&0xff
+			}
 		case 0x40000000:
 			// Hypervisor vendor leaf: "KVMKVMKVM\0\0\0".
 			e.EBX = binary.LittleEndian.Uint32([]byte("KVMK"))
@@ -52,6 +64,43 @@ func cpuidFor(supported []kvm.CPUIDEntry, apicID uint32, topo CPUTopology) []kvm
 		out = append(out, e)
 	}
 	return out
+}
+
+// cpuModel builds the machine-wide CPUID table for -cpu (default qemu64,
+// as QEMU's): the model's identity and features over what KVM supports,
+// with QEMU's warnings for features the host lacks.
+func cpuModel(supported []kvm.CPUIDEntry, cfg Config) ([]kvm.CPUIDEntry, []string, error) {
+	feats := make([]cpuid.Feature, len(cfg.CPU.Features))
+	for i, f := range cfg.CPU.Features {
+		feats[i] = cpuid.Feature{Name: f.Name, On: f.On}
+	}
+	name := cfg.CPU.Name
+	if name == "" {
+		name = cpuid.ModelQEMU64
+	}
+	table, warns, err := cpuid.Apply(supported, name, feats)
+	if err != nil {
+		return nil, nil, fmt.Errorf("-cpu %s: %w", name, err)
+	}
+	if cfg.MachineType == "microvm" {
+		// QEMU's microvm shows the host's physical address width.
+		host := leaf(supported, 0x80000008, 0)
+		for i := range table {
+			if table[i].Function == 0x80000008 && host != nil {
+				table[i].EAX = table[i].EAX&^0xff | host.EAX&0xff
+			}
+		}
+	}
+	return table, warns, nil
+}
+
+func leaf(t []kvm.CPUIDEntry, fn, idx uint32) *kvm.CPUIDEntry {
+	for i := range t {
+		if t[i].Function == fn && t[i].Index == idx {
+			return &t[i]
+		}
+	}
+	return nil
 }
 
 // bitsFor is the number of bits needed to number n items (0 for n <= 1).

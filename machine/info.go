@@ -108,3 +108,14 @@ func (c *countingDisk) stats() DiskStats {
 		WrOps: c.wrOps.Load(), FlushOps: c.flushOps.Load(), UnmapOps: c.unmapOps.Load(),
 	}
 }
+
+// DumpVCPUs returns each vCPU's registers, as QEMU's "info registers".
+// The vCPUs must be stopped (Pause) for the registers to be current;
+// otherwise the call waits for each vCPU's next exit.
+func (m *Machine) DumpVCPUs() []string {
+	out := make([]string, len(m.cpus))
+	for i, c := range m.cpus {
+		out[i] = c.dumpRegs()
+	}
+	return out
+}

@@ -1,8 +1,11 @@
 package machine
 
 import (
+	"debug/elf"
+	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -59,6 +62,10 @@ func TestLinuxAgent(t *testing.T) {
 	select {
 	case r = <-done:
 	case <-time.After(15 * time.Minute):
+		m.Pause()
+		for i, regs := range m.DumpVCPUs() {
+			t.Logf("vCPU %d at the time-out:\n%s%s", i, regs, symbolize(kernel, regs))
+		}
 		m.Quit(runstate.CauseHostSignal)
 		<-done
 		t.Fatalf("no power-off after 15 minutes; serial output:\n%s", tail(serial.String(), 3000))
@@ -149,4 +156,36 @@ func tail(s string, n int) string {
 		return "..." + s[len(s)-n:]
 	}
 	return s
+}
+
+// symbolize names the kernel function holding the RIP of a register dump,
+// from the vmlinux symbol table.
+func symbolize(vmlinux, regs string) string {
+	i := strings.Index(regs, "RIP=")
+	if i < 0 {
+		return ""
+	}
+	rip, err := strconv.ParseUint(regs[i+4:i+20], 16, 64)
+	if err != nil {
+		return ""
+	}
+	f, err := elf.Open(vmlinux)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	syms, err := f.Symbols()
+	if err != nil {
+		return ""
+	}
+	best := elf.Symbol{}
+	for _, s := range syms {
+		if s.Value <= rip && s.Value > best.Value && elf.ST_TYPE(s.Info) == elf.STT_FUNC {
+			best = s
+		}
+	}
+	if best.Name == "" {
+		return ""
+	}
+	return fmt.Sprintf("RIP is in %s+%#x\n", best.Name, rip-best.Value)
 }

@@ -52,6 +52,9 @@ type Options struct {
 	// Chardev returns the opened backend for a chardev spec (virtio-serial
 	// ports name theirs by spec); nil when there is none.
 	Chardev func(*chardev.Spec) io.ReadWriter
+	// Warn receives warnings in QEMU's words, without the "PROG: warning: "
+	// prefix (features the host lacks for -cpu). Default: Log.
+	Warn func(string)
 	// KeepAliveOnError keeps the process in the internal-error state after
 	// a vCPU failure, as QEMU does, instead of exiting: set it when a
 	// monitor can see and act on that state.
@@ -546,6 +549,14 @@ func (m *Machine) post(ev event) {
 	case m.events <- ev:
 	default: // the control loop already has an event to act on
 	}
+}
+
+func (m *Machine) warn(w string) {
+	if m.opts.Warn != nil {
+		m.opts.Warn(w)
+		return
+	}
+	fmt.Fprintf(m.log, "warning: %s\n", w)
 }
 
 // EmulationCounts is how many instructions of each mnemonic govmm

@@ -42,6 +42,13 @@ func (m *Machine) createVCPUs() error {
 	if err != nil {
 		return err
 	}
+	table, warns, err := cpuModel(supported, m.cfg)
+	if err != nil {
+		return err
+	}
+	for _, w := range warns {
+		m.warn(w)
+	}
 	for i := 0; i < m.cfg.CPUs; i++ {
 		c, err := m.vm.CreateVCPU(i)
 		if err != nil {
@@ -49,7 +56,7 @@ func (m *Machine) createVCPUs() error {
 		}
 		v := &vcpu{m: m, cpu: c, id: i}
 		m.cpus = append(m.cpus, v)
-		if err := c.SetCPUID2(cpuidFor(supported, uint32(i), m.cfg.Topology)); err != nil {
+		if err := c.SetCPUID2(cpuidFor(table, uint32(i), m.cfg.Topology)); err != nil {
 			return err
 		}
 		if err := v.savePowerOn(); err != nil {

@@ -130,6 +130,7 @@ func run(args []string) int {
 	m, err = machine.New(*r.Config, machine.Options{
 		Log:      logw,
 		LogItems: r.LogItems,
+		Warn:     func(w string) { fmt.Fprintf(stderr, "%s: warning: %s\n", prog, w) },
 		Serial:   fronts.serial,
 		Chardev:  func(s *chardev.Spec) io.ReadWriter { return fronts.chardev(s) },
 		// With QMP a management program sees an internal error and decides;

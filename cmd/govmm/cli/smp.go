@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"github.com/govmm/govmm/machine/cpuid"
 	"strings"
 )
 
@@ -223,7 +224,7 @@ func (p *parser) cpuLate() error {
 		global := fmt.Sprintf("can't apply global %s.%s=%s: ", cls, name, val)
 		// QEMU accepts "_" for "-" in feature names.
 		canon := strings.ReplaceAll(name, "_", "-")
-		if cpuFlags[canon] {
+		if cpuFlags[canon] || cpuid.Known(canon) { // cpuid knows QEMU's aliases too (sse3, pclmuldq, ...)
 			on, err := parseBool(name, val)
 			if err != nil {
 				return errNoLoc(global + err.Error())
