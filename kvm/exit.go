@@ -145,25 +145,18 @@ func (e InternalErrorExit) SuberrorName() string {
 }
 
 // InstructionBytes returns the bytes of the instruction KVM failed to
-// emulate, when KVM reported them (emulation failures with the
-// instruction-bytes flag; otherwise the raw data words are the best guess).
+// emulate, when KVM reported them: for an emulation failure with flag
+// KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES, data[0] is the flags
+// word and the next 16 bytes are insn_size (u8) then up to 15 bytes.
 func (e InternalErrorExit) InstructionBytes() []byte {
-	if e.Suberror != InternalErrorEmulation || len(e.Data) == 0 {
+	const flagInsnBytes = 1
+	if e.Suberror != InternalErrorEmulation || len(e.Data) < 3 || e.Data[0]&flagInsnBytes == 0 {
 		return nil
 	}
-	const flagInsnBytes = 1
-	if e.Data[0]&flagInsnBytes != 0 && len(e.Data) >= 2 {
-		n := int(e.Data[1])
-		var b []byte
-		for _, w := range e.Data[2:] {
-			b = binary.LittleEndian.AppendUint64(b, w)
-		}
-		if n > len(b) {
-			n = len(b)
-		}
-		return b[:n]
-	}
-	return nil
+	b := binary.LittleEndian.AppendUint64(nil, e.Data[1])
+	b = binary.LittleEndian.AppendUint64(b, e.Data[2])
+	n := min(int(b[0]), 15)
+	return b[1 : 1+n]
 }
 
 func (e InternalErrorExit) String() string {

@@ -88,3 +88,6 @@ const (
 	CapImmediateExit    = 136
 	CapX2APICAPI        = 129
 )
+
+// KVM_SET_GUEST_DEBUG carries struct kvm_guest_debug (see debug.go).
+var kvmSetGuestDebug = iow(0x9b, 72)

@@ -362,8 +362,9 @@ func TestExitReasonString(t *testing.T) {
 	if s := ExitReason(999).String(); s != "KVM_EXIT_999" {
 		t.Errorf("999 = %q", s)
 	}
-	e := InternalErrorExit{Suberror: 1, Data: []uint64{1, 3, 0xccbb0f}}
-	if b := e.InstructionBytes(); len(b) != 3 || b[0] != 0x0f || b[1] != 0xbb || b[2] != 0xcc {
+	// As seen on a PVM host for a 32-bit iret: flags 1, insn_size 15, cf ...
+	e := InternalErrorExit{Suberror: 1, Data: []uint64{1, 0x000400000004cf0f, 0x6558000000120000}}
+	if b := e.InstructionBytes(); len(b) != 15 || b[0] != 0xcf || b[1] != 0x04 || b[14] != 0x65 {
 		t.Errorf("InstructionBytes = % x", b)
 	}
 }

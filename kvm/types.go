@@ -267,3 +267,10 @@ type enableCap struct {
 	Args  [4]uint64
 	_     [64]uint8
 }
+
+// guestDebug is struct kvm_guest_debug with its x86 kvm_guest_debug_arch.
+type guestDebug struct {
+	Control  uint32
+	_        uint32
+	DebugReg [8]uint64
+}

@@ -112,6 +112,8 @@ func (v *VCPU) Exit() Exit {
 		return FailEntryExit{HardwareReason: binary.LittleEndian.Uint64(u[0:]), CPU: binary.LittleEndian.Uint32(u[8:])}
 	case ExitUnknown:
 		return UnknownExit{HardwareReason: binary.LittleEndian.Uint64(u[0:])}
+	case ExitDebug:
+		return v.Debug()
 	case ExitException:
 		return ExceptionExit{Exception: binary.LittleEndian.Uint32(u[0:]), ErrorCode: binary.LittleEndian.Uint32(u[4:])}
 	case ExitHypercall:

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"runtime"
 	"sync"
@@ -27,6 +28,7 @@ import (
 	"github.com/govmm/govmm/machine/boot"
 	"github.com/govmm/govmm/machine/emulate"
 	"github.com/govmm/govmm/machine/guestmem"
+	"github.com/govmm/govmm/machine/pvmfix"
 	"github.com/govmm/govmm/machine/runstate"
 	"golang.org/x/sys/unix"
 )
@@ -117,6 +119,7 @@ type Machine struct {
 	logReset     bool
 	logEmulation bool
 	emu          emulate.Emulator // finishes instructions KVM cannot emulate
+	pvm          *pvmfix.Fixer    // repairs ring-3 syscall entries on PVM hosts
 	closeMu      sync.Mutex
 	closed       bool
 }
@@ -176,6 +179,7 @@ func New(cfg Config, opts Options) (_ *Machine, err error) {
 		runtime.GOMAXPROCS(want)
 	}
 	m := &Machine{cfg: cfg, opts: opts, log: opts.Log, events: make(chan event, 16), rs: runstate.New(), pid: os.Getpid()}
+	m.pvm = pvmfix.New(pvmfix.PVMHost())
 	if m.log == nil {
 		m.log = os.Stderr
 	}
@@ -560,8 +564,13 @@ func (m *Machine) warn(w string) {
 }
 
 // EmulationCounts is how many instructions of each mnemonic govmm
-// completed after KVM emulation failures (PVM hosts).
-func (m *Machine) EmulationCounts() map[string]uint64 { return m.emu.Counts() }
+// completed after KVM emulation failures (PVM hosts), and how many
+// syscall entries it repaired ("pvm-*").
+func (m *Machine) EmulationCounts() map[string]uint64 {
+	c := m.pvm.Counts()
+	maps.Copy(c, m.emu.Counts())
+	return c
+}
 
 // Memory is the guest's RAM.
 func (m *Machine) Memory() *guestmem.Memory { return m.mem }

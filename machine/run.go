@@ -15,7 +15,7 @@ import (
 func (m *Machine) Run() Result {
 	if len(m.opts.LogItems) > 0 {
 		defer func() {
-			fmt.Fprint(m.log, hmp.FormatEmulationCounts(m.emu.Counts()))
+			fmt.Fprint(m.log, hmp.FormatEmulationCounts(m.EmulationCounts()))
 		}()
 	}
 	if !m.cfg.StartPaused {

@@ -102,6 +102,9 @@ func (v *vcpu) restorePowerOn() error {
 	if err := v.cpu.SetVCPUEvents(kvm.VCPUEvents{}); err != nil {
 		return err
 	}
+	if err := v.m.pvm.Reset(v.cpu, v.id); err != nil {
+		return err
+	}
 	return v.cpu.SetMPState(p.mpState)
 }
 
@@ -175,6 +178,7 @@ func (v *vcpu) run() {
 					fmt.Fprintf(m.log, "Invalid access to unassigned port %#x (size %d, %s) by vCPU %d\n", port, io.Size, dir(io.Out), v.id)
 				}
 			}
+			m.pvm.Poll(v.cpu, v.id, m.mem)
 		case kvm.ExitMMIO:
 			mmio := v.cpu.MMIO()
 			var ok bool
@@ -185,6 +189,18 @@ func (v *vcpu) run() {
 			}
 			if !ok && m.logGuestErr {
 				fmt.Fprintf(m.log, "Invalid access to unassigned memory %#x (size %d, %s) by vCPU %d\n", mmio.Addr, len(mmio.Data), dir(mmio.Write), v.id)
+			}
+			m.pvm.Poll(v.cpu, v.id, m.mem)
+		case kvm.ExitDebug:
+			// Only the PVM syscall fixer asks for debug exits.
+			handled, err := m.pvm.HandleDebug(v.cpu, v.id, m.mem, v.cpu.Debug())
+			if err != nil {
+				m.post(event{kind: evError, err: fmt.Errorf("vCPU %d: %w", v.id, err)})
+				return
+			}
+			if !handled {
+				m.post(event{kind: evError, err: v.describeFailure()})
+				return
 			}
 		case kvm.ExitIntr:
 			// A kick or a stray signal; the loop condition decides.

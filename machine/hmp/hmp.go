@@ -280,7 +280,9 @@ func FormatEmulationCounts(counts map[string]uint64) string {
 	var total uint64
 	for k, v := range counts {
 		all = append(all, kv{k, v})
-		total += v
+		if !strings.HasPrefix(k, "pvm-") { // PVM syscall repairs are not instructions
+			total += v
+		}
 	}
 	sort.Slice(all, func(i, j int) bool {
 		if all[i].v != all[j].v {
