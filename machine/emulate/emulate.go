@@ -193,7 +193,7 @@ func (st *state) exec(name string) (string, error) {
 	inst := st.inst
 	switch inst.Op {
 	case x86asm.INT, opCLAC, opSTAC, x86asm.POPCNT, x86asm.FWAIT, x86asm.FNCLEX, x86asm.EMMS,
-		x86asm.FILD, x86asm.IRET, x86asm.IRETD, x86asm.IRETQ:
+		x86asm.FILD, x86asm.IRET, x86asm.IRETD, x86asm.IRETQ, x86asm.LDMXCSR, x86asm.STMXCSR, x86asm.FNINIT:
 		if hasPrefix(inst, x86asm.PrefixLOCK) {
 			return name, &fault{vector: vecUD}
 		}
@@ -219,6 +219,12 @@ func (st *state) exec(name string) (string, error) {
 		err = st.fild()
 	case x86asm.CMPXCHG8B, x86asm.CMPXCHG16B:
 		err = st.cmpxchgDouble()
+	case x86asm.LDMXCSR:
+		err = st.ldmxcsr()
+	case x86asm.STMXCSR:
+		err = st.stmxcsr()
+	case x86asm.FNINIT:
+		err = st.fninit()
 	case x86asm.IRET, x86asm.IRETD, x86asm.IRETQ:
 		err = st.iret()
 	default:
