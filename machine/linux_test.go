@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,7 +32,11 @@ func TestLinuxAgent(t *testing.T) {
 	conSpec := &chardev.Spec{ID: "con0", Kind: chardev.Null}
 	cfg := Config{
 		MachineType: "pc", MemBytes: 512 << 20, CPUs: 2, Kernel: kernel, Initrd: initrd,
-		Cmdline:      "console=ttyS0 noxsave clearcpuid=308,151 agent.checks=all",
+		// panic=-1: a panic resets at once, and -no-reboot ends the run.
+		// agent.exit=powerbutton: after its checks the agent waits for the
+		// ACPI power button, which the test presses as system_powerdown.
+		Cmdline:      "console=ttyS0 noxsave clearcpuid=308,151 panic=-1 agent.checks=all agent.exit=powerbutton",
+		NoReboot:     true,
 		Drives:       []*DriveConfig{drive},
 		VirtioBlk:    []*VirtioBlkConfig{{Drive: drive}},
 		VirtioRNG:    []*VirtioRNGConfig{{Source: "/dev/urandom"}},
@@ -55,9 +60,30 @@ func TestLinuxAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
+	var events []string
+	var evMu sync.Mutex
+	m.Subscribe(func(ev runstate.Event) {
+		evMu.Lock()
+		events = append(events, ev.Kind.String()+" "+ev.Reason.String())
+		evMu.Unlock()
+	})
 	start := time.Now()
 	done := make(chan Result, 1)
-	go func() { done <- m.Run() }()
+	runDone := make(chan struct{})
+	go func() { done <- m.Run(); close(runDone) }()
+	// When the agent waits for the power button, press it as QMP's
+	// system_powerdown does; the agent then powers off through ACPI S5.
+	go func() {
+		for !strings.Contains(serial.String(), "agent: waiting for the power button") {
+			time.Sleep(200 * time.Millisecond)
+			select {
+			case <-runDone:
+				return
+			default:
+			}
+		}
+		m.PowerButton()
+	}()
 	var r Result
 	select {
 	case r = <-done:
@@ -93,6 +119,13 @@ func TestLinuxAgent(t *testing.T) {
 	}
 	if r.Err != nil || r.ExitCode != 0 || r.Cause != "guest-shutdown" {
 		t.Fatalf("run ended with %+v; serial output:\n%s", r, tail(log, 3000))
+	}
+	evMu.Lock()
+	pressed := strings.Contains(strings.Join(events, ","), "POWERDOWN")
+	evs := strings.Join(events, ", ")
+	evMu.Unlock()
+	if !pressed || !strings.Contains(log, "agent: power button pressed") || !strings.HasSuffix(evs, "SHUTDOWN guest-shutdown") {
+		t.Errorf("system_powerdown did not shut the guest down through its power button: events %s\nserial output:\n%s", evs, tail(log, 1500))
 	}
 	results, err := proto.ReadResults(strings.NewReader(serial.String()))
 	if err != nil {

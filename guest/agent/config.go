@@ -22,6 +22,9 @@ const (
 	exitReboot   = "reboot" // with QEMU's -no-reboot, a reset ends the VMM
 	exitHalt     = "halt"
 	exitNone     = "none" // sleep forever; the host kills the VM
+	// exitPowerButton waits for the ACPI power button (QMP
+	// system_powerdown), then powers off, as an init with acpid would.
+	exitPowerButton = "powerbutton"
 )
 
 const blkAlign = 4096 // O_DIRECT needs buffers, offsets and sizes aligned to the logical block size
@@ -180,10 +183,10 @@ func parseConfig(cmdline string) (config, []error) {
 			c.timeout = time.Duration(n) * time.Second
 		case "agent.exit":
 			switch val {
-			case exitPowerOff, exitReboot, exitHalt, exitNone:
+			case exitPowerOff, exitReboot, exitHalt, exitNone, exitPowerButton:
 				c.exit = val
 			default:
-				bad(key, val, "want poweroff, reboot, halt or none")
+				bad(key, val, "want poweroff, reboot, halt, none or powerbutton")
 			}
 		default:
 			errs = append(errs, fmt.Errorf("unknown parameter %s", key))

@@ -15,7 +15,7 @@
 //	agent.blk.length=65536    pattern length (multiple of 4096, at most 16 MiB)
 //	agent.blk.seed=N          pattern seed (default 0x676f766d6d)
 //	agent.timeout=60          seconds per check
-//	agent.exit=poweroff|reboot|halt|none   what to do after the done line
+//	agent.exit=poweroff|reboot|halt|none|powerbutton   what to do after the done line
 package main
 
 import (
@@ -99,6 +99,14 @@ func exit(how string) {
 		cmd = unix.LINUX_REBOOT_CMD_HALT
 	case exitNone:
 		cmd = -1
+	case exitPowerButton:
+		if err := waitPowerButton("/dev/input"); err != nil {
+			fmt.Fprintf(os.Stdout, "agent: power button: %v\n", err)
+		} else {
+			fmt.Fprintln(os.Stdout, "agent: power button pressed, powering off")
+		}
+		unix.Sync()
+		cmd = unix.LINUX_REBOOT_CMD_POWER_OFF
 	default:
 		cmd = unix.LINUX_REBOOT_CMD_POWER_OFF
 	}
