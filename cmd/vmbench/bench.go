@@ -271,6 +271,61 @@ func (b *bench) linux(n int) {
 	})
 }
 
+// linuxUserspace boots GOVMM_BENCH_KERNEL with GOVMM_BENCH_INITRAMFS (the
+// guest agent, which runs its kernel check and powers off) under govmm:
+// time to "Run /init", time to power-off, and how many instructions govmm
+// emulated and syscall entries it repaired on the way (counted with -d,
+// which logs the counters at exit).
+func (b *bench) linuxUserspace(n int) {
+	kernel, initrd := os.Getenv("GOVMM_BENCH_KERNEL"), os.Getenv("GOVMM_BENCH_INITRAMFS")
+	if kernel == "" || initrd == "" {
+		b.rep.Skipped = append(b.rep.Skipped, "Linux to userspace: GOVMM_BENCH_KERNEL and GOVMM_BENCH_INITRAMFS (the agent initramfs, make initramfs) are not both set")
+		return
+	}
+	sec := "Linux to userspace: $GOVMM_BENCH_KERNEL + agent initramfs, -M pc -m 512 -smp 2"
+	metrics := b.newMetrics(sec,
+		[3]string{"start to \"Run /init as init process\"", "s", "lower"},
+		[3]string{"start to power-off (agent done)", "s", "lower"},
+		[3]string{"instructions emulated after KVM emulation failures", "count", "lower"},
+		[3]string{"user-mode syscall entries repaired (PVM)", "count", "lower"},
+	)
+	args := []string{"-M", "pc", "-m", "512", "-smp", "2", "-nographic", "-no-reboot", "-d", "unimp",
+		"-kernel", kernel, "-initrd", initrd,
+		"-append", b.cfg.linuxAppend + " panic=-1 agent.checks=kernel"}
+	gov := b.govmmInv(args)
+	gov.Timeout = 3 * b.cfg.linuxTimeout
+	const why = "QEMU cannot boot a stock Linux kernel on this host"
+	for _, m := range metrics {
+		m.QEMUNA = why
+	}
+	b.pairs("linux-userspace", n, gov, nil, metrics, func(r *Result) ([]float64, error) {
+		l, ok := FirstLine(r.Lines, "Run /init as init process")
+		if !ok || r.Status != 0 {
+			return nil, fmt.Errorf("no \"Run /init\" line or no clean power-off (exit status %d)", r.Status)
+		}
+		return []float64{l.End.Seconds(), r.Exit.Seconds(),
+			float64(counterValue(r.Stderr, "emulated instructions: ")),
+			float64(counterValue(r.Stderr, "pvm-syscall-fixup: "))}, nil
+	})
+}
+
+// counterValue reads the number after prefix in govmm's exit-time
+// counter lines ("emulated instructions: 1370", "  pvm-syscall-fixup: 2567").
+func counterValue(s, prefix string) int64 {
+	i := strings.Index(s, prefix)
+	if i < 0 {
+		return 0
+	}
+	var v int64
+	for _, c := range s[i+len(prefix):] {
+		if c < '0' || c > '9' {
+			break
+		}
+		v = v*10 + int64(c-'0')
+	}
+	return v
+}
+
 // floor measures the harness's own contribution to child maxrss (see
 // resetPeakRSS) by starting /bin/true the same way the VMMs are started.
 func (b *bench) floor() {

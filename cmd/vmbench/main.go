@@ -114,6 +114,7 @@ func run(c config) error {
 	}
 	if only["linux"] && c.linuxRuns > 0 {
 		b.linux(c.linuxRuns)
+		b.linuxUserspace(c.linuxRuns)
 	}
 	if c.goBench {
 		fmt.Fprintln(os.Stderr, "go micro-benchmarks:", strings.Join(goBenchPkgs, " "))

@@ -358,3 +358,16 @@ func TestRunTimeout(t *testing.T) {
 		t.Errorf("err = %v, want a time-out", err)
 	}
 }
+
+func TestCounterValue(t *testing.T) {
+	stderr := "warning: x\nemulated instructions: 1370\n  fnclex: 456\n  pvm-syscall-fixup: 2567\n"
+	if v := counterValue(stderr, "emulated instructions: "); v != 1370 {
+		t.Errorf("emulated = %d", v)
+	}
+	if v := counterValue(stderr, "pvm-syscall-fixup: "); v != 2567 {
+		t.Errorf("fixups = %d", v)
+	}
+	if v := counterValue(stderr, "missing: "); v != 0 {
+		t.Errorf("missing = %d", v)
+	}
+}
