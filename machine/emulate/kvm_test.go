@@ -1,10 +1,8 @@
 package emulate
 
 import (
-	"errors"
+	"github.com/govmm/govmm/kvm/kvmtest"
 	"testing"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/govmm/govmm/kvm"
 	"github.com/govmm/govmm/machine/guestmem"
@@ -40,43 +38,8 @@ const (
 
 func newKVMGuest(t *testing.T) *kvmGuest {
 	t.Helper()
-	sys, err := kvm.Open()
-	if errors.Is(err, kvm.ErrNoKVM) {
-		t.Skipf("skipping: %v (this test needs /dev/kvm)", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sys.Close() })
-	vm, err := sys.CreateVM()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { vm.Close() })
-	ram, err := unix.Mmap(-1, 0, memSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Munmap(ram) })
-	if err := vm.SetUserMemoryRegion(0, 0, 0, ram); err != nil {
-		t.Fatal(err)
-	}
-	mem, err := guestmem.New(guestmem.Region{GPA: 0, Data: ram})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cpu, err := vm.CreateVCPU(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cpu.Close() })
-	ents, err := sys.SupportedCPUID()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cpu.SetCPUID2(ents); err != nil {
-		t.Fatal(err)
-	}
+	kg := kvmtest.New(t, memSize)
+	cpu, ram, mem := kg.CPU, kg.RAM, kg.Mem
 	g := &kvmGuest{cpu: cpu, ram: ram, mem: mem}
 
 	le.PutUint64(ram[kGDT+8:], 0x00af9b000000ffff)  // 0x08: 64-bit code

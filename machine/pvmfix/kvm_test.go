@@ -2,11 +2,9 @@ package pvmfix
 
 import (
 	"encoding/binary"
-	"errors"
+	"github.com/govmm/govmm/kvm/kvmtest"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/govmm/govmm/kvm"
 	"github.com/govmm/govmm/machine/guestmem"
@@ -57,43 +55,8 @@ func newE2EGuest(t *testing.T) (*kvm.VCPU, *guestmem.Memory, []byte) {
 	if !PVMHost() {
 		t.Skip("skipping: not a PVM host (/sys/module/kvm_pvm missing); syscall works natively here")
 	}
-	sys, err := kvm.Open()
-	if errors.Is(err, kvm.ErrNoKVM) {
-		t.Skipf("skipping: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sys.Close() })
-	vm, err := sys.CreateVM()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { vm.Close() })
-	ram, err := unix.Mmap(-1, 0, 4<<20, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Munmap(ram) })
-	if err := vm.SetUserMemoryRegion(0, 0, 0, ram); err != nil {
-		t.Fatal(err)
-	}
-	mem, err := guestmem.New(guestmem.Region{GPA: 0, Data: ram})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cpu, err := vm.CreateVCPU(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cpu.Close() })
-	ents, err := sys.SupportedCPUID()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cpu.SetCPUID2(ents); err != nil {
-		t.Fatal(err)
-	}
+	kg := kvmtest.New(t, 4<<20)
+	cpu, ram, mem := kg.CPU, kg.RAM, kg.Mem
 
 	le := binary.LittleEndian
 	put := func(gpa uint64, v uint64) { le.PutUint64(ram[gpa:], v) }
