@@ -114,6 +114,7 @@ type Machine struct {
 	wg           sync.WaitGroup
 	vcpusRunning bool // owned by Run's goroutine
 	rs           *runstate.Controller
+	runDone      chan struct{} // closed when Run returns
 	pid          int
 	logGuestErr  bool
 	logReset     bool
@@ -178,7 +179,7 @@ func New(cfg Config, opts Options) (_ *Machine, err error) {
 	if want := max(runtime.NumCPU(), cfg.CPUs+2); runtime.GOMAXPROCS(0) < want {
 		runtime.GOMAXPROCS(want)
 	}
-	m := &Machine{cfg: cfg, opts: opts, log: opts.Log, events: make(chan event, 16), rs: runstate.New(), pid: os.Getpid()}
+	m := &Machine{cfg: cfg, opts: opts, log: opts.Log, events: make(chan event, 16), rs: runstate.New(), runDone: make(chan struct{}), pid: os.Getpid()}
 	m.pvm = pvmfix.New(pvmfix.PVMHost())
 	if m.log == nil {
 		m.log = os.Stderr

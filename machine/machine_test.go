@@ -186,3 +186,30 @@ func TestBadKernels(t *testing.T) {
 		t.Errorf("missing kernel: %v", err)
 	}
 }
+
+// TestRequestAfterEnd: a host request racing with the end of the run (a
+// QMP command as the guest powers off) must be answered, not hang.
+func TestRequestAfterEnd(t *testing.T) {
+	needKVM(t)
+	r, _ := runPayload(t, debugExitConfig(payloadPath(t, "hello")), nil)
+	if r.ExitCode != 67 {
+		t.Fatalf("hello: %+v", r)
+	}
+	m, err := New(debugExitConfig(payloadPath(t, "hello")), Options{Serial: []SerialIO{{Out: io.Discard}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	m.Run()
+	done := make(chan error, 1)
+	go func() { done <- m.Pause() }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrNotRunning) {
+			t.Errorf("Pause after the end: %v, want ErrNotRunning", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Pause after the end of the run hangs")
+	}
+	m.Quit(runstate.CauseHostSignal) // must not block either
+}

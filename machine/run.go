@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/govmm/govmm/machine/hmp"
@@ -13,6 +14,7 @@ import (
 // quits it. Everything that changes the run state happens on this
 // goroutine: vCPU threads, devices and API callers only post events.
 func (m *Machine) Run() Result {
+	defer close(m.runDone)
 	if len(m.opts.LogItems) > 0 {
 		defer func() {
 			fmt.Fprint(m.log, hmp.FormatEmulationCounts(m.EmulationCounts()))
@@ -167,17 +169,39 @@ func (m *Machine) reset() error {
 	return m.loadBoot()
 }
 
-// request posts a host request and waits for the control loop's answer.
+// ErrNotRunning answers host requests that arrive after the machine ended.
+var ErrNotRunning = errors.New("the virtual machine has ended")
+
+// request posts a host request and waits for the control loop's answer. A
+// request racing with the end of the run (a QMP "stop" as the guest powers
+// off) gets ErrNotRunning instead of waiting forever.
 func (m *Machine) request(ev event) error {
 	ev.done = make(chan error, 1)
-	m.events <- ev
-	return <-ev.done
+	select {
+	case m.events <- ev:
+	case <-m.runDone:
+		return ErrNotRunning
+	}
+	select {
+	case err := <-ev.done:
+		return err
+	case <-m.runDone:
+		select {
+		case err := <-ev.done: // answered just before the run ended
+			return err
+		default:
+			return ErrNotRunning
+		}
+	}
 }
 
 // Quit ends the run as a host request: SHUTDOWN with the cause (host-qmp-quit,
 // host-signal, host-ui), then Run returns with exit code 0. It does not wait.
 func (m *Machine) Quit(cause runstate.ShutdownCause) {
-	m.events <- event{kind: evShutdown, cause: cause}
+	select {
+	case m.events <- event{kind: evShutdown, cause: cause}:
+	case <-m.runDone:
+	}
 }
 
 // Shutdown is Quit that waits until the control loop has acted (the
