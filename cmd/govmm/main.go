@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"syscall"
 
 	"github.com/govmm/govmm/cmd/govmm/cli"
@@ -25,6 +26,11 @@ import (
 // stderr is where messages go: os.Stderr, or a writer that adds QEMU's
 // -msg timestamp=on / guest-name=on prefixes.
 var stderr io.Writer = os.Stderr
+
+// The main goroutine keeps the process's main thread. vCPU goroutines lock
+// themselves to OS threads and name them (-name debug-threads=on); were one
+// to land on the main thread (tid == pid), it would rename the process.
+func init() { runtime.LockOSThread() }
 
 func main() {
 	os.Exit(run(os.Args))
