@@ -59,9 +59,14 @@ func (s *qmpSession) send(cmd string) {
 	}
 }
 
-// readUntil reads events until one contains sub.
+// readUntil reads events until one contains sub, unless one already did.
 func (s *qmpSession) readUntil(sub string) {
 	s.t.Helper()
+	for _, l := range s.got {
+		if strings.Contains(l, sub) {
+			return
+		}
+	}
 	for !strings.Contains(s.read(), sub) {
 	}
 }

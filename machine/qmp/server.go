@@ -40,6 +40,12 @@ type Server struct {
 	mu        sync.Mutex
 	clients   map[*client]bool
 	listeners map[net.Listener]bool
+	// While a command is in flight, events the guest caused wait until its
+	// reply is queued: QEMU's main loop runs a command to completion before
+	// it looks at the guest again, so such an event never precedes the
+	// reply there. Events the command caused (RESUME for cont) go at once.
+	inFlight bool     // under mu
+	deferred [][]byte // under mu: guest events held back for the reply
 }
 
 // NewServer returns a Server for cfg.Machine and subscribes to its events.
@@ -157,10 +163,44 @@ func (s *Server) broadcast(ev runstate.Event) {
 	line := append(qjson.Marshal(msg), '\r', '\n')
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.inFlight && byGuest(ev) {
+		s.deferred = append(s.deferred, line)
+		return
+	}
+	s.queueAll(line)
+}
+
+// byGuest reports whether the guest, not a command, caused ev.
+func byGuest(ev runstate.Event) bool {
+	switch ev.Kind {
+	case runstate.EventShutdown, runstate.EventReset:
+		return ev.Reason.ByGuest()
+	case runstate.EventGuestPanicked:
+		return true
+	}
+	return false
+}
+
+// queueAll queues an event line for every negotiated client. s.mu is held.
+func (s *Server) queueAll(line []byte) {
 	for c := range s.clients {
 		if c.isNegotiated() {
 			c.queue(line)
 		}
+	}
+}
+
+// setInFlight marks a command running (true) or done; at the end it sends
+// the guest events held back meanwhile, after the reply.
+func (s *Server) setInFlight(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inFlight = on
+	if !on {
+		for _, l := range s.deferred {
+			s.queueAll(l)
+		}
+		s.deferred = nil
 	}
 }
 
@@ -175,7 +215,10 @@ func (s *Server) handle(c *client, v qjson.Value, perr error) {
 		c.send(errorResponse(nil, ClassGeneric, perr.Error()))
 		return
 	}
-	c.send(s.dispatch(c, v))
+	s.setInFlight(true)
+	reply := s.dispatch(c, v)
+	c.send(reply)
+	s.setInFlight(false)
 }
 
 // client is one connection.
