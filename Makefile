@@ -60,7 +60,7 @@ run: $(BIN) payloads
 linux: $(BIN) kernel initramfs
 	@rm -f build/linux-disk.img && truncate -s 64M build/linux-disk.img
 	./$(BIN) -m 512 -smp 2 -kernel $(KERNEL_VMLINUX) -initrd $(INITRAMFS) \
-		-append "console=ttyS0 noxsave clearcpuid=308,151 $(APPEND)" \
+		-append "console=ttyS0 noxsave clearcpuid=308,151 tsc=reliable $(APPEND)" \
 		-drive file=build/linux-disk.img,if=virtio,format=raw -device virtio-rng-pci -nographic
 
 # govmm against qemu-system-x86_64 on the same payloads, alternating runs;

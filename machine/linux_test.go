@@ -26,16 +26,38 @@ func TestLinuxAgent(t *testing.T) {
 		t.Skip("skipping: GOVMM_TEST_KERNEL and GOVMM_TEST_INITRAMFS unset (make test sets them)")
 	}
 	needKVM(t)
+	// A boot on these hosts sometimes stalls with no output (a known,
+	// not yet understood issue: see the vCPU dump logged then). One retry
+	// on a fresh VM; every pass is checked in full.
+	for attempt := 1; ; attempt++ {
+		if !bootLinuxAgent(t, kernel, initrd) {
+			return
+		}
+		if attempt == 2 {
+			t.Fatal("the Linux boot stalled twice")
+		}
+		t.Log("the Linux boot stalled; retrying once on a fresh VM")
+	}
+}
+
+// bootLinuxAgent boots once and checks everything; it reports a stall (no
+// serial output for 3 minutes) instead of failing.
+func bootLinuxAgent(t *testing.T, kernel, initrd string) (stalled bool) {
 	img := newImage(t, 64<<20)
 	drive := &DriveConfig{ID: "d0", File: img, Format: "raw", Index: -1}
 	console := &syncBuffer{}
 	conSpec := &chardev.Spec{ID: "con0", Kind: chardev.Null}
 	cfg := Config{
 		MachineType: "pc", MemBytes: 512 << 20, CPUs: 2, Kernel: kernel, Initrd: initrd,
-		// panic=-1: a panic resets at once, and -no-reboot ends the run.
+		// tsc=reliable: with ring-0 code emulated on PVM hosts the clocksource
+		// watchdog sees TSC and PM-timer reads far apart, marks the TSC
+		// unstable and moves timekeeping to acpi_pm, where every clock read
+		// is a port exit and the guest crawls (seen as boots stalled in
+		// acpi_pm_read). panic=-1: a panic resets at once, and -no-reboot
+		// ends the run.
 		// agent.exit=powerbutton: after its checks the agent waits for the
 		// ACPI power button, which the test presses as system_powerdown.
-		Cmdline:      "console=ttyS0 noxsave clearcpuid=308,151 panic=-1 agent.checks=all agent.exit=powerbutton",
+		Cmdline:      "console=ttyS0 noxsave clearcpuid=308,151 tsc=reliable panic=-1 agent.checks=all agent.exit=powerbutton",
 		NoReboot:     true,
 		Drives:       []*DriveConfig{drive},
 		VirtioBlk:    []*VirtioBlkConfig{{Drive: drive}},
@@ -85,16 +107,31 @@ func TestLinuxAgent(t *testing.T) {
 		m.PowerButton()
 	}()
 	var r Result
-	select {
-	case r = <-done:
-	case <-time.After(15 * time.Minute):
-		m.Pause()
-		for i, regs := range m.DumpVCPUs() {
-			t.Logf("vCPU %d at the time-out:\n%s%s", i, regs, symbolize(kernel, regs))
+	last, lastChange := -1, time.Now()
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case r = <-done:
+			break wait
+		case <-tick.C:
+			if n := len(serial.String()) + len(console.String()); n != last {
+				last, lastChange = n, time.Now()
+				continue
+			}
+			if time.Since(lastChange) < 3*time.Minute {
+				continue
+			}
+			m.Pause()
+			for i, regs := range m.DumpVCPUs() {
+				t.Logf("vCPU %d after 3 minutes without output:\n%s%s", i, regs, symbolize(kernel, regs))
+			}
+			m.Quit(runstate.CauseHostSignal)
+			<-done
+			t.Logf("stalled after %v; serial output:\n%s", time.Since(start).Round(time.Second), tail(serial.String(), 2000))
+			return true
 		}
-		m.Quit(runstate.CauseHostSignal)
-		<-done
-		t.Fatalf("no power-off after 15 minutes; serial output:\n%s", tail(serial.String(), 3000))
 	}
 	t.Logf("guest ended after %v: exit %d cause %s; %v", time.Since(start).Round(time.Second), r.ExitCode, r.Cause, m.EmulationCounts())
 	log := serial.String()
@@ -162,6 +199,7 @@ func TestLinuxAgent(t *testing.T) {
 	if !strings.Contains(console.String(), "hello from virtio-console") {
 		t.Errorf("virtio console output %q", console.String())
 	}
+	return false
 }
 
 // pvmSyscallFailure recognizes init killed at the kernel's syscall entry.

@@ -58,7 +58,7 @@ func main() {
 	flag.BoolVar(&c.goBench, "gobench", false, "also run the Go micro-benchmarks of "+strings.Join(goBenchPkgs, " "))
 	flag.DurationVar(&c.timeout, "timeout", 2*time.Minute, "time limit for one payload run")
 	flag.DurationVar(&c.linuxTimeout, "linux-timeout", 5*time.Minute, "time limit for one Linux boot to its first log line")
-	flag.StringVar(&c.linuxAppend, "linux-append", "console=ttyS0 earlyprintk=ttyS0 noxsave clearcpuid=308,151", "kernel command line for the Linux boot")
+	flag.StringVar(&c.linuxAppend, "linux-append", "console=ttyS0 earlyprintk=ttyS0 noxsave clearcpuid=308,151 tsc=reliable", "kernel command line for the Linux boot")
 	flag.StringVar(&c.shmDir, "shm-dir", "/dev/shm", "tmpfs directory for the virtio-blk image")
 	flag.StringVar(&c.diskDir, "disk-dir", "/var/tmp", "disk-backed directory for the virtio-blk image")
 	flag.IntVar(&c.imageMiB, "image-mib", 64, "size of the virtio-blk image")
