@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/govmm/govmm/machine/hmp"
+	"github.com/govmm/govmm/machine/emulate"
 	"github.com/govmm/govmm/machine/runstate"
 )
 
@@ -17,7 +17,7 @@ func (m *Machine) Run() Result {
 	defer close(m.runDone)
 	if len(m.opts.LogItems) > 0 {
 		defer func() {
-			fmt.Fprint(m.log, hmp.FormatEmulationCounts(m.EmulationCounts()))
+			fmt.Fprint(m.log, emulate.FormatCounts(m.EmulationCounts()))
 		}()
 	}
 	if !m.cfg.StartPaused {

@@ -34,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"sort"
 	"strings"
 	"sync"
 
@@ -323,4 +324,34 @@ func (st *state) unhandled(inst *x86asm.Inst, reason string) error {
 		}
 	}
 	return e
+}
+
+// FormatCounts renders counts as the monitor's "info emulation" and the
+// -d exit log print them:
+// a total, then one "mnemonic: count" line each, most frequent first.
+func FormatCounts(counts map[string]uint64) string {
+	type kv struct {
+		k string
+		v uint64
+	}
+	var all []kv
+	var total uint64
+	for k, v := range counts {
+		all = append(all, kv{k, v})
+		if !strings.HasPrefix(k, "pvm-") { // PVM syscall repairs are not instructions
+			total += v
+		}
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].v != all[j].v {
+			return all[i].v > all[j].v
+		}
+		return all[i].k < all[j].k
+	})
+	var b strings.Builder
+	fmt.Fprintf(&b, "emulated instructions: %d\n", total)
+	for _, e := range all {
+		fmt.Fprintf(&b, "  %s: %d\n", e.k, e.v)
+	}
+	return b.String()
 }

@@ -8,9 +8,9 @@ package hmp
 import (
 	"errors"
 	"fmt"
+	"github.com/govmm/govmm/machine/emulate"
 	"io"
 	"net"
-	"sort"
 	"strings"
 
 	"github.com/govmm/govmm/machine/qmp"
@@ -265,37 +265,8 @@ func (mon *Monitor) infoEmulation(out *strings.Builder) bool {
 		out.WriteString("no instruction emulation in this machine\n")
 		return true
 	}
-	out.WriteString(FormatEmulationCounts(ec.EmulationCounts()))
+	out.WriteString(emulate.FormatCounts(ec.EmulationCounts()))
 	return true
-}
-
-// FormatEmulationCounts renders counts as "info emulation" prints them:
-// a total, then one "mnemonic: count" line each, most frequent first.
-func FormatEmulationCounts(counts map[string]uint64) string {
-	type kv struct {
-		k string
-		v uint64
-	}
-	var all []kv
-	var total uint64
-	for k, v := range counts {
-		all = append(all, kv{k, v})
-		if !strings.HasPrefix(k, "pvm-") { // PVM syscall repairs are not instructions
-			total += v
-		}
-	}
-	sort.Slice(all, func(i, j int) bool {
-		if all[i].v != all[j].v {
-			return all[i].v > all[j].v
-		}
-		return all[i].k < all[j].k
-	})
-	var b strings.Builder
-	fmt.Fprintf(&b, "emulated instructions: %d\n", total)
-	for _, e := range all {
-		fmt.Fprintf(&b, "  %s: %d\n", e.k, e.v)
-	}
-	return b.String()
 }
 
 func (mon *Monitor) infoKVM(out *strings.Builder) bool {

@@ -139,14 +139,14 @@ type Fixer struct {
 	Log io.Writer
 
 	mu     sync.Mutex
-	cpus   map[int]*vcpuState
+	cpus   sync.Map // vCPU id -> *vcpuState
 	counts map[string]uint64
 }
 
 // New returns a Fixer. A disabled Fixer does nothing: Poll returns at once
 // and HandleDebug reports every exit as not its own.
 func New(enabled bool) *Fixer {
-	return &Fixer{enabled: enabled, now: time.Now, cpus: map[int]*vcpuState{}, counts: map[string]uint64{}}
+	return &Fixer{enabled: enabled, now: time.Now, counts: map[string]uint64{}}
 }
 
 // PVMHost reports whether the host's KVM is PVM (the kvm_pvm module is
@@ -172,15 +172,15 @@ func (f *Fixer) count(name string) {
 	f.mu.Unlock()
 }
 
+// state is the vCPU's own record. Poll calls it on every I/O exit, so the
+// lookup takes no lock shared between vCPUs (a sync.Map read); each record
+// is touched only by its vCPU's thread.
 func (f *Fixer) state(id int) *vcpuState {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	s := f.cpus[id]
-	if s == nil {
-		s = &vcpuState{}
-		f.cpus[id] = s
+	if s, ok := f.cpus.Load(id); ok {
+		return s.(*vcpuState)
 	}
-	return s
+	s, _ := f.cpus.LoadOrStore(id, &vcpuState{})
+	return s.(*vcpuState)
 }
 
 // Poll arms the breakpoint once the guest's #PF gate points at a kernel
@@ -232,9 +232,7 @@ func (f *Fixer) Reset(cpu CPU, vcpuID int) error {
 	if !f.enabled {
 		return nil
 	}
-	f.mu.Lock()
-	delete(f.cpus, vcpuID)
-	f.mu.Unlock()
+	f.cpus.Delete(vcpuID)
 	return cpu.SetGuestDebug(0, [8]uint64{})
 }
 
