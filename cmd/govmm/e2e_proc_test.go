@@ -60,3 +60,18 @@ func TestProcessAttributes(t *testing.T) {
 		t.Errorf("after SIGTERM: %v", r)
 	}
 }
+
+// TestOvercommitCPUPM: with cpu-pm=on (HLT/MWAIT/PAUSE kept in the guest)
+// a guest still runs to its end, or govmm refuses loudly where KVM cannot.
+func TestOvercommitCPUPM(t *testing.T) {
+	needKVM(t)
+	r := runBin(t, govmmBin, "-overcommit", "cpu-pm=on", "-m", "64", "-nographic", "-no-reboot",
+		"-kernel", payloadPath(t, "hello"), "-device", "isa-debug-exit")
+	switch {
+	case r.code == 67 && strings.Contains(r.stdout, "Hello from a govmm payload guest!"):
+	case r.code == 1 && strings.Contains(r.stderr, "cpu-pm=on: KVM cannot disable idle exits"):
+		t.Logf("refused on this host: %s", r.stderr)
+	default:
+		t.Errorf("cpu-pm=on: %v", r)
+	}
+}
